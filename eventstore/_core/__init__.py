@@ -1,0 +1,1 @@
+"""The I/O-free core: key schema, records, codecs, errors, script arguments and replies."""

@@ -1,0 +1,152 @@
+"""The error tree of ``eventstore``. Every error carries what is at fault as attributes::
+
+EventStoreError
+├── ConcurrencyError        expected version did not hold (stream, expected, actual)
+├── AggregateNotFound       no such aggregate, or not at that version
+├── InvalidEvent            a batch was refused before anything was written
+├── StoredDataError         stored data cannot be read back (stream, version, field)
+│   ├── UnknownEventType    no class registered for a stored type name
+│   └── SnapshotError       a snapshot that cannot be loaded
+├── ConfigurationError      namespace or server set up in a way we refuse
+│   └── UnsafeServerConfig  e.g. an eviction policy that can delete history
+└── DurabilityError         the write happened but the durability wait timed out
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AggregateNotFound",
+    "ConcurrencyError",
+    "ConfigurationError",
+    "DurabilityError",
+    "EventStoreError",
+    "InvalidEvent",
+    "SnapshotError",
+    "StoredDataError",
+    "UnknownEventType",
+    "UnsafeServerConfig",
+]
+
+
+class EventStoreError(Exception):
+    """Root of every error raised by ``eventstore``."""
+
+
+class ConcurrencyError(EventStoreError):
+    """The stream was not at the expected version: someone else wrote first.
+
+    Reload the aggregate and retry the command. ``conflicting_version`` is set when a
+    re-sent batch found other events (other ids) at the versions it claims.
+    """
+
+    def __init__(
+        self,
+        stream: str,
+        expected_version: int | str,
+        actual_version: int,
+        conflicting_version: int | None = None,
+    ) -> None:
+        self.stream = stream
+        self.expected_version = expected_version
+        self.actual_version = actual_version
+        self.conflicting_version = conflicting_version
+        detail = (
+            f"; version {conflicting_version} holds another event id"
+            if conflicting_version is not None
+            else ""
+        )
+        super().__init__(
+            f"{stream}: expected version {expected_version}, actual version {actual_version}"
+            f"{detail}"
+        )
+
+
+class AggregateNotFound(EventStoreError, KeyError):
+    """No events are stored for the aggregate (or fewer than the version asked for)."""
+
+    def __init__(self, aggregate_type: str, aggregate_id: str, version: int | None = None) -> None:
+        self.aggregate_type = aggregate_type
+        self.aggregate_id = aggregate_id
+        self.version = version
+        at = f" at version {version}" if version is not None else ""
+        super().__init__(f"{aggregate_type} {aggregate_id!r} not found{at}")
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+class InvalidEvent(EventStoreError, ValueError):
+    """An event of a batch was refused; nothing of the batch was written."""
+
+    def __init__(
+        self, stream: str, index: int, field: str, reason: str, event_type: str = ""
+    ) -> None:
+        self.stream = stream
+        self.index = index
+        self.field = field
+        self.event_type = event_type
+        self.reason = reason
+        what = f" ({event_type})" if event_type else ""
+        super().__init__(
+            f"{stream}: event #{index}{what} field {field!r}: {reason}; nothing was written"
+        )
+
+
+class StoredDataError(EventStoreError):
+    """Stored data cannot be turned back into events or state."""
+
+    def __init__(self, stream: str, version: int, field: str, reason: str) -> None:
+        self.stream = stream
+        self.version = version
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{stream} version {version} field {field!r}: {reason}")
+
+
+class UnknownEventType(StoredDataError):
+    """A stored event names a type no ``DomainEvent`` class is registered for."""
+
+    def __init__(self, stream: str, version: int, event_type: str) -> None:
+        self.event_type = event_type
+        super().__init__(
+            stream,
+            version,
+            "type",
+            f"unknown event type {event_type!r} (import the module that defines it)",
+        )
+
+
+class SnapshotError(StoredDataError):
+    """A snapshot exists but cannot be loaded (corrupt JSON, invalid state)."""
+
+
+class ConfigurationError(EventStoreError):
+    """The namespace or the server is configured in a way this store refuses."""
+
+
+class UnsafeServerConfig(ConfigurationError):
+    """The server's configuration could lose history (e.g. an allkeys-* eviction policy)."""
+
+    def __init__(self, setting: str, value: str, advice: str) -> None:
+        self.setting = setting
+        self.value = value
+        super().__init__(
+            f"server setting {setting}={value!r} is unsafe for an event store: {advice}"
+        )
+
+
+class DurabilityError(EventStoreError):
+    """The events were appended, but the durability wait did not confirm in time.
+
+    The write may still persist (or be lost in a failover): do not blindly retry with a
+    new expected version; re-send the same batch (same event ids), which is idempotent.
+    """
+
+    def __init__(self, stream: str, wanted: str, got: str) -> None:
+        self.stream = stream
+        self.wanted = wanted
+        self.got = got
+        super().__init__(
+            f"{stream}: appended, but durability wait got {got} (wanted {wanted}); "
+            "the write may still persist: re-send the same events to make sure"
+        )

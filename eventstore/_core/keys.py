@@ -1,0 +1,113 @@
+"""The key schema: the one place that formats (and parses) Redis key names.
+
+Every key of a partition shares the hash tag ``{<namespace>:p<n>}`` so that a script
+touching them stays in one Cluster slot. The metadata key holds the namespace settings.
+
+=================================  =========  ===============================================
+key                                type       holds
+=================================  =========  ===============================================
+``<ns>:meta``                      hash       partitions, format, created_at
+``{<ns>:p<n>}:a:<type>:<id>``      stream     one aggregate's events, entry id ``0-<version>``
+``{<ns>:p<n>}:log``                stream     pointers to events, entry id ``0-<position>``
+``{<ns>:p<n>}:pos``                string     last position handed out in the partition
+``{<ns>:p<n>}:s:<type>:<id>``      hash       snapshot: version, fingerprint, state, time
+``{<ns>:p<n>}:ix:<type>``          set        ids of the aggregates of one type
+``{<ns>:p<n>}:types``              set        aggregate types present in the partition
+``{<ns>:p<n>}:ckpt``               hash       registered checkpoints: name -> position
+``{<ns>:p<n>}:dlq:<group>``        stream     dead letters of a consumer group
+=================================  =========  ===============================================
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+
+import attrs
+
+__all__ = ["AggregateKey", "KeySchema", "partition_of", "validate_name"]
+
+_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+def validate_name(kind: str, value: str) -> str:
+    """Check a namespace, type or group name: letters, digits, ``_ . -`` only."""
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise ValueError(f"{kind} {value!r} must be letters, digits, '_', '.' or '-'")
+    return value
+
+
+def partition_of(aggregate_id: str, partitions: int) -> int:
+    """The partition of an aggregate: a stable hash (CRC-32) of its id, mod ``partitions``."""
+    return zlib.crc32(aggregate_id.encode()) % partitions
+
+
+@attrs.frozen
+class AggregateKey:
+    """The parsed parts of an aggregate stream key."""
+
+    partition: int
+    aggregate_type: str
+    aggregate_id: str
+
+
+@attrs.frozen
+class KeySchema:
+    """Key names of one namespace with a fixed number of partitions."""
+
+    namespace: str = attrs.field(validator=lambda _i, _a, v: validate_name("namespace", v))
+    partitions: int = 1
+
+    @property
+    def meta(self) -> str:
+        return f"{self.namespace}:meta"
+
+    def tag(self, partition: int) -> str:
+        return f"{{{self.namespace}:p{partition}}}"
+
+    def partition_of(self, aggregate_id: str) -> int:
+        return partition_of(aggregate_id, self.partitions)
+
+    def stream(self, aggregate_type: str, aggregate_id: str) -> str:
+        part = self.partition_of(aggregate_id)
+        return f"{self.tag(part)}:a:{aggregate_type}:{aggregate_id}"
+
+    def snapshot(self, aggregate_type: str, aggregate_id: str) -> str:
+        part = self.partition_of(aggregate_id)
+        return f"{self.tag(part)}:s:{aggregate_type}:{aggregate_id}"
+
+    def log(self, partition: int) -> str:
+        return f"{self.tag(partition)}:log"
+
+    def position(self, partition: int) -> str:
+        return f"{self.tag(partition)}:pos"
+
+    def index(self, partition: int, aggregate_type: str) -> str:
+        return f"{self.tag(partition)}:ix:{aggregate_type}"
+
+    def types(self, partition: int) -> str:
+        return f"{self.tag(partition)}:types"
+
+    def checkpoints(self, partition: int) -> str:
+        return f"{self.tag(partition)}:ckpt"
+
+    def dead_letters(self, partition: int, group: str) -> str:
+        return f"{self.tag(partition)}:dlq:{group}"
+
+    def live_channel(self, aggregate_type: str) -> str:
+        """The Pub/Sub channel for live notifications of one aggregate type."""
+        return f"{self.namespace}:live:{aggregate_type}"
+
+    def parse_stream(self, key: str) -> AggregateKey | None:
+        """Split an aggregate stream key into its parts, or ``None`` if it is not one."""
+        prefix = f"{{{self.namespace}:p"
+        if not key.startswith(prefix):
+            return None
+        tag_end = key.find("}:a:")
+        if tag_end < 0:
+            return None
+        partition_text = key[len(prefix) : tag_end]
+        aggregate_type, sep, aggregate_id = key[tag_end + 4 :].partition(":")
+        if not partition_text.isdigit() or not sep or not aggregate_id:
+            return None
+        return AggregateKey(int(partition_text), aggregate_type, aggregate_id)

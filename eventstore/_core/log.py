@@ -1,0 +1,153 @@
+"""Partition log pages: pointers parsed from the log, grouped for one resolve call.
+
+A log entry ``0-<position>`` holds ``k`` (aggregate stream key), ``v`` (version),
+``t`` (event type) and ``a`` (aggregate type). Filters apply to the pointers, so events
+that do not match are never fetched; the page still reports the last position scanned
+so a reader's checkpoint moves past them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Any
+
+import attrs
+
+from eventstore._core.codec import decode_fields, version_of_id
+from eventstore._core.errors import StoredDataError
+from eventstore._core.keys import KeySchema
+from eventstore._core.records import RecordedEvent
+
+__all__ = ["LogPage", "Pointer", "ResolveCall", "parse_pointers", "resolve_call", "parse_resolved"]
+
+
+@attrs.frozen
+class Pointer:
+    """One log entry: the event at ``version`` of ``stream`` has ``position``."""
+
+    partition: int
+    position: int
+    stream: str
+    version: int
+    event_type: str
+    aggregate_type: str
+    aggregate_id: str
+
+
+@attrs.frozen
+class LogPage:
+    """Events read from one partition log, and the last position the read covered."""
+
+    partition: int
+    events: tuple[RecordedEvent, ...]
+    last_position: int
+    scanned: int
+
+
+@attrs.frozen
+class ResolveCall:
+    keys: tuple[str, ...]
+    args: tuple[int, ...]
+    runs: tuple[tuple[Pointer, ...], ...]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _fields(raw: Any) -> dict[bytes, bytes]:
+    if isinstance(raw, dict):
+        return raw
+    return dict(zip(raw[::2], raw[1::2], strict=True))
+
+
+def parse_pointers(
+    schema: KeySchema,
+    partition: int,
+    entries: Sequence[Any],
+    *,
+    event_types: Collection[str] | None = None,
+    aggregate_types: Collection[str] | None = None,
+) -> list[Pointer]:
+    """Parse log entries into pointers, keeping those that pass the filters."""
+    pointers = []
+    log_key = schema.log(partition)
+    for entry_id, raw in entries:
+        fields = _fields(raw)
+        position = version_of_id(entry_id)
+        try:
+            stream = _text(fields[b"k"])
+            event_type, aggregate_type = _text(fields[b"t"]), _text(fields[b"a"])
+            version = int(fields[b"v"])
+        except (KeyError, ValueError) as exc:
+            raise StoredDataError(
+                log_key, position, "k/v/t/a", f"malformed log entry: {exc!r}"
+            ) from exc
+        if event_types is not None and event_type not in event_types:
+            continue
+        if aggregate_types is not None and aggregate_type not in aggregate_types:
+            continue
+        parsed = schema.parse_stream(stream)
+        if parsed is None:
+            raise StoredDataError(
+                log_key, position, "k", f"not an aggregate stream key: {stream!r}"
+            )
+        pointers.append(
+            Pointer(
+                partition,
+                position,
+                stream,
+                version,
+                event_type,
+                aggregate_type,
+                parsed.aggregate_id,
+            )
+        )
+    return pointers
+
+
+def resolve_call(pointers: Sequence[Pointer]) -> ResolveCall:
+    """Group pointers into runs of consecutive versions of one stream (one XRANGE each)."""
+    key_index: dict[str, int] = {}
+    runs: list[list[Pointer]] = []
+    for pointer in pointers:
+        key_index.setdefault(pointer.stream, len(key_index) + 1)
+        last = runs[-1][-1] if runs else None
+        if (
+            last is not None
+            and last.stream == pointer.stream
+            and last.version + 1 == pointer.version
+        ):
+            runs[-1].append(pointer)
+        else:
+            runs.append([pointer])
+    args: list[int] = []
+    for run in runs:
+        args += [key_index[run[0].stream], run[0].version, len(run)]
+    return ResolveCall(tuple(key_index), tuple(args), tuple(tuple(run) for run in runs))
+
+
+def parse_resolved(call: ResolveCall, reply: Sequence[Any]) -> list[RecordedEvent]:
+    """Decode the resolved events; a pointer to a missing event is a ``StoredDataError``."""
+    events = []
+    for run, entries in zip(call.runs, reply, strict=True):
+        by_version = {version_of_id(entry_id): fields for entry_id, fields in entries}
+        for pointer in run:
+            fields = by_version.get(pointer.version)
+            if fields is None:
+                raise StoredDataError(
+                    pointer.stream,
+                    pointer.version,
+                    "id",
+                    f"log position {pointer.position} points at a missing event",
+                )
+            recorded = decode_fields(
+                pointer.stream,
+                f"0-{pointer.version}".encode(),
+                _fields(fields),
+                aggregate_type=pointer.aggregate_type,
+                aggregate_id=pointer.aggregate_id,
+                partition=pointer.partition,
+            )
+            events.append(recorded)
+    return events

@@ -1,0 +1,1 @@
+"""The Redis layer: sends what the core builds and hands replies back to it."""

@@ -1,0 +1,156 @@
+-- Append a batch of events to one aggregate stream, atomically.
+--
+-- KEYS[1]  aggregate stream        {ns:pN}:a:<type>:<id>
+-- KEYS[2]  partition log           {ns:pN}:log
+-- KEYS[3]  partition position      {ns:pN}:pos
+-- KEYS[4]  snapshot hash           {ns:pN}:s:<type>:<id>
+-- KEYS[5]  type index (set of ids) {ns:pN}:ix:<type>
+-- KEYS[6]  types of the partition  {ns:pN}:types
+--
+-- ARGV[1]  expected version: "any" | "none" | "exists" | <integer>
+-- ARGV[2]  aggregate type
+-- ARGV[3]  aggregate id
+-- ARGV[4]  number of events n
+-- ARGV[5]  snapshot version (0 = no snapshot)
+-- ARGV[6]  snapshot fingerprint
+-- ARGV[7]  snapshot state (JSON object)
+-- ARGV[8]  snapshot time (ms)
+-- ARGV[9]  notification channel ("" = do not publish)
+-- ARGV[10] partition number (for notifications)
+-- ARGV[11 + 8*(i-1) ...] per event i: id, type, schema version, time (ms), data (JSON),
+--          metadata (JSON or ""), correlation id (or ""), causation id (or "")
+--
+-- Replies (never a partial write: every check happens before the first write):
+--   {"ok", first_version, first_position, notified}
+--   {"dup", first_version, position_1, ..., position_n}   already written, nothing done
+--   {"conflict", actual_version, conflicting_version_or_0}
+--   {"invalid", event_index (1-based, 0 = batch), field, reason}
+--   {"corrupt", key, reason}
+
+local PER_EVENT = 8
+local FIRST_EVENT = 11
+local n = tonumber(ARGV[4])
+
+local function last_seq(key)
+  local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
+  if #last == 0 then return 0 end
+  return tonumber(string.match(last[1][1], '^0%-(%d+)$') or -1)
+end
+
+local function event_arg(i, k)
+  return ARGV[FIRST_EVENT + PER_EVENT * (i - 1) + k]
+end
+
+local function field(entry, name)
+  local f = entry[2]
+  for j = 1, #f, 2 do
+    if f[j] == name then return f[j + 1] end
+  end
+  return nil
+end
+
+-- 1. validate the batch (shape, JSON, unique ids) before reading anything
+if not n or n < 1 or #ARGV ~= FIRST_EVENT - 1 + PER_EVENT * n then
+  return {'invalid', 0, 'batch', 'argument count does not match event count'}
+end
+local seen = {}
+for i = 1, n do
+  local id, etype, schema = event_arg(i, 0), event_arg(i, 1), event_arg(i, 2)
+  if id == '' then return {'invalid', i, 'event_id', 'empty'} end
+  if seen[id] then return {'invalid', i, 'event_id', 'repeated in the batch: ' .. id} end
+  seen[id] = true
+  if etype == '' then return {'invalid', i, 'type', 'empty'} end
+  if not string.match(schema, '^%d+$') then return {'invalid', i, 'schema_version', 'not an integer'} end
+  if not string.match(event_arg(i, 3), '^%d+$') then return {'invalid', i, 'timestamp', 'not an integer'} end
+  local ok, data = pcall(cjson.decode, event_arg(i, 4))
+  if not ok or type(data) ~= 'table' then return {'invalid', i, 'data', 'not a JSON object'} end
+  local meta = event_arg(i, 5)
+  if meta ~= '' then
+    local okm, m = pcall(cjson.decode, meta)
+    if not okm or type(m) ~= 'table' then return {'invalid', i, 'metadata', 'not a JSON object'} end
+  end
+end
+
+-- 2. where the stream is, and whether this batch is already there (idempotent re-send)
+local current = last_seq(KEYS[1])
+if current < 0 then return {'corrupt', KEYS[1], 'last entry id is not 0-<version>'} end
+local expected = ARGV[1]
+local base
+if expected == 'any' then base = current
+elseif expected == 'exists' then base = current
+elseif expected == 'none' then base = 0
+else base = tonumber(expected) end
+if base == nil then return {'invalid', 0, 'expected_version', 'not understood: ' .. expected} end
+
+local function already_written(from)
+  -- entries from+1 .. from+n hold exactly these ids, in order?
+  if from < 0 or current < from + n then return false, 0 end
+  local entries = redis.call('XRANGE', KEYS[1], '0-' .. (from + 1), '0-' .. (from + n))
+  for i = 1, n do
+    if entries[i] == nil or field(entries[i], 'i') ~= event_arg(i, 0) then
+      return false, from + i
+    end
+  end
+  local positions = {'dup', from + 1}
+  for i = 1, n do positions[#positions + 1] = tonumber(field(entries[i], 'p')) end
+  return true, positions
+end
+
+if expected == 'any' or expected == 'exists' then
+  if current >= n then
+    local dup, reply = already_written(current - n)
+    if dup then return reply end
+  end
+  if expected == 'exists' and current == 0 then return {'conflict', 0, 0} end
+elseif current ~= base then
+  if current > base then
+    local dup, reply = already_written(base)
+    if dup then return reply end
+    return {'conflict', current, reply}
+  end
+  return {'conflict', current, 0}
+end
+
+-- 3. the partition counter and log must agree before we write to them
+local pos = tonumber(redis.call('GET', KEYS[3]) or '0')
+if pos == nil then return {'corrupt', KEYS[3], 'position is not an integer'} end
+local log_last = last_seq(KEYS[2])
+if log_last < 0 or log_last > pos then return {'corrupt', KEYS[2], 'log is ahead of the position counter'} end
+
+-- 4. write: events, pointers, position, index, snapshot, notifications
+local atype, aid, partition = ARGV[2], ARGV[3], ARGV[10]
+local first_position = pos + 1
+local channel = ARGV[9]
+local notified = 0
+for i = 1, n do
+  local version = base + i
+  local position = pos + i
+  local fields = {'t', event_arg(i, 1), 's', event_arg(i, 2), 'i', event_arg(i, 0),
+                  'ts', event_arg(i, 3), 'p', position, 'd', event_arg(i, 4)}
+  if event_arg(i, 5) ~= '' then fields[#fields + 1] = 'm'; fields[#fields + 1] = event_arg(i, 5) end
+  if event_arg(i, 6) ~= '' then fields[#fields + 1] = 'c'; fields[#fields + 1] = event_arg(i, 6) end
+  if event_arg(i, 7) ~= '' then fields[#fields + 1] = 'z'; fields[#fields + 1] = event_arg(i, 7) end
+  redis.call('XADD', KEYS[1], '0-' .. version, unpack(fields))
+  redis.call('XADD', KEYS[2], '0-' .. position, 'k', KEYS[1], 'v', version, 't', event_arg(i, 1), 'a', atype)
+  if channel ~= '' then
+    notified = notified + redis.call('PUBLISH', channel, cjson.encode({
+      aggregate_type = atype, aggregate_id = aid, version = version, position = position,
+      partition = tonumber(partition), event_type = event_arg(i, 1), event_id = event_arg(i, 0),
+      recorded_at = tonumber(event_arg(i, 3))}))
+  end
+end
+redis.call('SET', KEYS[3], pos + n)
+if base == 0 then
+  redis.call('SADD', KEYS[5], aid)
+  redis.call('SADD', KEYS[6], atype)
+end
+
+local snap_version = tonumber(ARGV[5])
+if snap_version > 0 and snap_version <= base + n then
+  local existing = tonumber(redis.call('HGET', KEYS[4], 'v') or '0')
+  if snap_version > existing then
+    redis.call('HSET', KEYS[4], 'v', snap_version, 'f', ARGV[6], 's', ARGV[7], 'ts', ARGV[8])
+  end
+end
+
+return {'ok', base + 1, first_position, notified}

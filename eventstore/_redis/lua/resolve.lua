@@ -1,0 +1,18 @@
+-- Resolve a page of partition log pointers to the events they point at, in one call.
+--
+-- KEYS[1..k]  the distinct aggregate streams the page points into (one partition, one slot)
+--
+-- ARGV        runs of pointers, three values each: key index (1-based into KEYS),
+--             first version, count (consecutive versions of that stream)
+--
+-- Reply: one item per run, in order: the XRANGE entries of that run (fewer than count
+-- if pointers dangle: the caller reports the missing versions).
+
+local out = {}
+for i = 1, #ARGV, 3 do
+  local key = KEYS[tonumber(ARGV[i])]
+  local first = tonumber(ARGV[i + 1])
+  local last = first + tonumber(ARGV[i + 2]) - 1
+  out[#out + 1] = redis.call('XRANGE', key, '0-' .. first, '0-' .. last)
+end
+return out

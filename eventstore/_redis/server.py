@@ -1,0 +1,77 @@
+"""What the connected server is, and whether it is safe to keep history on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import redis
+
+from eventstore._core.errors import UnsafeServerConfig
+
+__all__ = ["ServerInfo", "check_server", "server_info"]
+
+
+@attrs.frozen
+class ServerInfo:
+    """The settings of a server that matter to an event store."""
+
+    version: tuple[int, ...]
+    mode: str
+    maxmemory_policy: str | None
+    appendonly: str | None
+    appendfsync: str | None
+    stream_node_max_bytes: int | None
+
+    @property
+    def version_text(self) -> str:
+        return ".".join(str(part) for part in self.version)
+
+    @property
+    def has_waitaof(self) -> bool:
+        return self.version >= (7, 2)
+
+
+def server_info(client: redis.Redis) -> ServerInfo:
+    """Read version, mode and the relevant CONFIG values (``None`` where CONFIG is refused)."""
+    info: dict[str, Any] = client.info("server")
+    version = tuple(int(part) for part in str(info.get("redis_version", "0")).split(".")[:3])
+    return ServerInfo(
+        version=version,
+        mode=str(info.get("redis_mode", "standalone")),
+        maxmemory_policy=_config(client, "maxmemory-policy"),
+        appendonly=_config(client, "appendonly"),
+        appendfsync=_config(client, "appendfsync"),
+        stream_node_max_bytes=_int_or_none(_config(client, "stream-node-max-bytes")),
+    )
+
+
+def check_server(info: ServerInfo) -> None:
+    """Refuse a server that may evict keys: an evicted stream is lost history."""
+    policy = info.maxmemory_policy
+    if policy is not None and policy.startswith("allkeys-"):
+        raise UnsafeServerConfig(
+            "maxmemory-policy",
+            policy,
+            "it can evict aggregate streams (lost history); set it to noeviction "
+            "(or volatile-*, which never touches keys without a TTL)",
+        )
+
+
+def _config(client: redis.Redis, name: str) -> str | None:
+    try:
+        values: dict[Any, Any] = client.config_get(name)
+    except redis.ResponseError:  # managed services often disable CONFIG
+        return None
+    for key, value in values.items():
+        if _text(key) == name:
+            return _text(value)
+    return None
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _int_or_none(value: str | None) -> int | None:
+    return int(value) if value is not None and value.lstrip("-").isdigit() else None

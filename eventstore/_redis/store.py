@@ -1,0 +1,417 @@
+"""``EventStore``: appends, reads and loads against Redis, sending what the core builds."""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import uuid
+from collections.abc import Collection, Mapping, Sequence
+from importlib import resources
+from typing import Any, Self, cast
+
+import attrs
+import redis
+from redis.commands.core import Script
+
+from aggregates import DomainEvent
+from eventstore._core.codec import decode_fields, encode_batch, now_ms, version_of_id
+from eventstore._core.errors import ConfigurationError, DurabilityError, InvalidEvent
+from eventstore._core.expected import ExpectedVersion
+from eventstore._core.keys import KeySchema, validate_name
+from eventstore._core.log import LogPage, Pointer, parse_pointers, parse_resolved, resolve_call
+from eventstore._core.records import AppendResult, Entries, NewEvent, RecordedEvent, Snapshot
+from eventstore._core.scripts import (
+    AppendCall,
+    LoadReply,
+    append_call,
+    parse_append_reply,
+    parse_load_reply,
+    snapshot_from_hash,
+)
+from eventstore._redis.embedded import EmbeddedServer
+from eventstore._redis.server import ServerInfo, check_server, server_info
+
+__all__ = ["Durability", "EventStore", "load_script"]
+
+# Blocking reads (subscriptions, workers) block for at most a few seconds; the socket
+# timeout must stay above that or redis-py times out and silently retries the read.
+DEFAULT_SOCKET_TIMEOUT = 30.0
+
+
+def load_script(client: redis.Redis, name: str) -> Script:
+    """Register ``lua/<name>.lua`` on ``client`` (EVALSHA, reloaded after NOSCRIPT)."""
+    source = resources.files("eventstore._redis").joinpath("lua", f"{name}.lua").read_text()
+    return client.register_script(source)
+
+
+@attrs.frozen
+class Durability:
+    """How long an append waits after the write, on the same connection.
+
+    ``fsync``: the local AOF has fsynced the write (WAITAOF on Redis 7.2+; older servers
+    must run ``appendfsync always``, checked on connect). ``replicas``: that many replicas
+    acknowledged it (WAIT). A wait that times out raises ``DurabilityError``: the write
+    happened and may still persist.
+    """
+
+    fsync: bool = False
+    replicas: int = 0
+    timeout_ms: int = 1000
+
+    @property
+    def waits(self) -> bool:
+        return self.fsync or self.replicas > 0
+
+
+class EventStore:
+    """An event store in one Redis namespace.
+
+    ::
+
+        store = EventStore.from_url("redis://127.0.0.1:6379/0", namespace="bank")
+        store.append("Account", "acc-1", [Deposited(amount=10)], expected_version=0)
+        for recorded in store.read("Account", "acc-1"):
+            print(recorded.version, recorded.event)
+
+    Open with ``from_url`` or ``embedded``. The number of partitions is fixed when the
+    namespace is created; opening an existing namespace adopts it.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        namespace: str = "es",
+        partitions: int | None = None,
+        durability: Durability | None = None,
+        notify: bool = True,
+        check: bool = True,
+    ) -> None:
+        validate_name("namespace", namespace)
+        self.client = client
+        self.namespace = namespace
+        self.durability = durability or Durability()
+        self.notify = notify
+        self.server: ServerInfo = server_info(client)
+        if check:
+            check_server(self.server)
+        self._check_durability()
+        self.keys = KeySchema(namespace, self._adopt_partitions(partitions))
+        self._append = load_script(client, "append")
+        self._load = load_script(client, "load")
+        self._snapshot = load_script(client, "snapshot")
+        self._resolve = load_script(client, "resolve")
+        self._embedded: EmbeddedServer | None = None
+        self._client_name = ""
+
+    # -- opening --------------------------------------------------------------------------
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        namespace: str = "es",
+        partitions: int | None = None,
+        *,
+        durability: Durability | None = None,
+        notify: bool = True,
+        **redis_options: Any,
+    ) -> Self:
+        """Connect to ``redis://``, ``rediss://`` or ``unix://`` and open ``namespace``."""
+        return cls(
+            _client(url, **redis_options),
+            namespace=namespace,
+            partitions=partitions,
+            durability=durability,
+            notify=notify,
+        )
+
+    @classmethod
+    def embedded(
+        cls,
+        path: str | os.PathLike[str] = ".eventstore",
+        namespace: str = "es",
+        partitions: int | None = None,
+        *,
+        appendfsync: str = "everysec",
+        durability: Durability | None = None,
+        notify: bool = True,
+    ) -> Self:
+        """Open a store on the bundled redis-server (extra ``embedded``), data under ``path``.
+
+        The server starts if none runs there yet (AOF on, so data survives restarts) and is
+        shut down when the last store using it closes (or at interpreter exit).
+        """
+        server = EmbeddedServer(path, appendfsync=appendfsync)
+        server.ensure_running()
+        name = f"eventstore-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        store = cls(
+            _client(server.url, client_name=name),
+            namespace=namespace,
+            partitions=partitions,
+            durability=durability,
+            notify=notify,
+        )
+        store._embedded, store._client_name = server, name
+        atexit.register(store.close)
+        return store
+
+    def close(self) -> None:
+        """Release connections (and stop an embedded server nobody else uses)."""
+        self.client.close()
+        if self._embedded is not None:
+            server, self._embedded = self._embedded, None
+            server.shutdown_if_unused(self._client_name)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def partitions(self) -> int:
+        return self.keys.partitions
+
+    # -- writing --------------------------------------------------------------------------
+
+    def append(
+        self,
+        aggregate_type: str,
+        aggregate_id: str,
+        events: Sequence[DomainEvent],
+        expected_version: int | ExpectedVersion = ExpectedVersion.ANY,
+        *,
+        event_ids: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        snapshot: Snapshot | None = None,
+    ) -> AppendResult:
+        """Append ``events`` atomically; all or nothing, checked against ``expected_version``.
+
+        Pass ``event_ids`` to make a re-send idempotent: a batch whose ids are already at
+        those versions returns the original positions and writes nothing.
+        """
+        validate_name("aggregate type", aggregate_type)
+        encoded = encode_batch(
+            self.keys.stream(aggregate_type, aggregate_id),
+            events,
+            event_ids=event_ids,
+            metadata=metadata,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+        )
+        return self.append_encoded(
+            aggregate_type, aggregate_id, encoded, expected_version, snapshot=snapshot
+        )
+
+    def append_encoded(
+        self,
+        aggregate_type: str,
+        aggregate_id: str,
+        events: Sequence[NewEvent],
+        expected_version: int | ExpectedVersion = ExpectedVersion.ANY,
+        *,
+        snapshot: Snapshot | None = None,
+    ) -> AppendResult:
+        """Append already-encoded events (the script still validates every field)."""
+        channel = self.keys.live_channel(aggregate_type) if self.notify else ""
+        call = append_call(
+            self.keys,
+            aggregate_type,
+            aggregate_id,
+            events,
+            expected_version,
+            snapshot=snapshot,
+            channel=channel,
+        )
+        if not self.durability.waits:
+            return parse_append_reply(call, self._append(keys=call.keys, args=call.args))
+        return self._append_and_wait(call)
+
+    def _append_and_wait(self, call: AppendCall) -> AppendResult:
+        wanted = self.durability
+        with self.client.pipeline(transaction=False) as pipe:
+            self._append(keys=call.keys, args=call.args, client=pipe)
+            if wanted.fsync and self.server.has_waitaof:
+                pipe.execute_command("WAITAOF", 1, wanted.replicas, wanted.timeout_ms)  # type: ignore[no-untyped-call]
+            else:
+                pipe.execute_command("WAIT", wanted.replicas, wanted.timeout_ms)  # type: ignore[no-untyped-call]
+            reply, acks = pipe.execute()
+        result = parse_append_reply(call, reply)
+        if isinstance(acks, list):
+            local, replicas = int(acks[0]), int(acks[1])
+            if (wanted.fsync and local < 1) or replicas < wanted.replicas:
+                raise DurabilityError(
+                    call.stream,
+                    f"fsync={wanted.fsync}, replicas={wanted.replicas}",
+                    f"fsynced={local}, replicas={replicas}",
+                )
+        elif int(acks) < wanted.replicas:
+            raise DurabilityError(call.stream, f"replicas={wanted.replicas}", f"replicas={acks}")
+        return result
+
+    # -- reading --------------------------------------------------------------------------
+
+    def read(
+        self,
+        aggregate_type: str,
+        aggregate_id: str,
+        *,
+        from_version: int = 1,
+        to_version: int | None = None,
+        backwards: bool = False,
+        limit: int | None = None,
+    ) -> list[RecordedEvent]:
+        """The aggregate's events with ``from_version <= version <= to_version``, in order.
+
+        ``backwards`` starts at the newest; ``limit`` caps how many are returned.
+        """
+        stream = self.keys.stream(aggregate_type, aggregate_id)
+        low = f"0-{max(from_version, 1)}"
+        high = f"0-{to_version}" if to_version is not None else "+"
+        if backwards:
+            entries = cast(Entries, self.client.xrevrange(stream, high, low, count=limit))
+        else:
+            entries = cast(Entries, self.client.xrange(stream, low, high, count=limit))
+        partition = self.keys.partition_of(aggregate_id)
+        return [
+            decode_fields(
+                stream,
+                entry_id,
+                fields,
+                aggregate_type=aggregate_type,
+                aggregate_id=aggregate_id,
+                partition=partition,
+            )
+            for entry_id, fields in entries
+        ]
+
+    def load(
+        self,
+        aggregate_type: str,
+        aggregate_id: str,
+        *,
+        fingerprint: str = "",
+        version: int | None = None,
+    ) -> LoadReply:
+        """One round trip: a snapshot matching ``fingerprint`` (if any) and the events after it."""
+        keys = (
+            self.keys.stream(aggregate_type, aggregate_id),
+            self.keys.snapshot(aggregate_type, aggregate_id),
+        )
+        reply = self._load(keys=keys, args=(fingerprint, version or 0))
+        return parse_load_reply(self.keys, aggregate_type, aggregate_id, fingerprint, reply)
+
+    def write_snapshot(self, aggregate_type: str, aggregate_id: str, snapshot: Snapshot) -> bool:
+        """Store ``snapshot`` unless a newer one of the same shape is there; True if written."""
+        keys = (
+            self.keys.snapshot(aggregate_type, aggregate_id),
+            self.keys.stream(aggregate_type, aggregate_id),
+        )
+        state = json.dumps(snapshot.state, separators=(",", ":"))
+        args = (snapshot.version, snapshot.fingerprint, state, snapshot.taken_at_ms or now_ms())
+        written = int(self._snapshot(keys=keys, args=args))
+        if written < 0:
+            raise InvalidEvent(
+                keys[1],
+                0,
+                "snapshot.version",
+                f"snapshot version {snapshot.version} is beyond the stream",
+            )
+        return written == 1
+
+    def read_snapshot(self, aggregate_type: str, aggregate_id: str) -> Snapshot | None:
+        """The stored snapshot, whatever its fingerprint (``None`` if there is none)."""
+        key = self.keys.snapshot(aggregate_type, aggregate_id)
+        raw = cast(dict[bytes, bytes], self.client.hgetall(key))
+        if not raw:
+            return None
+        return snapshot_from_hash(key, raw)
+
+    def drop_snapshot(self, aggregate_type: str, aggregate_id: str) -> bool:
+        """Delete the aggregate's snapshot; True if there was one."""
+        return bool(self.client.delete(self.keys.snapshot(aggregate_type, aggregate_id)))
+
+    def version_of(self, aggregate_type: str, aggregate_id: str) -> int:
+        """The aggregate's current version (0 if it has no events)."""
+        stream = self.keys.stream(aggregate_type, aggregate_id)
+        last = cast(Entries, self.client.xrevrange(stream, count=1))
+        return version_of_id(last[0][0]) if last else 0
+
+    def last_position(self, partition: int) -> int:
+        """The last position handed out in ``partition`` (0 before the first event)."""
+        return int(cast(bytes | None, self.client.get(self.keys.position(partition))) or 0)
+
+    def read_log(
+        self,
+        partition: int,
+        after: int = 0,
+        *,
+        limit: int = 1000,
+        event_types: Collection[str] | None = None,
+        aggregate_types: Collection[str] | None = None,
+    ) -> LogPage:
+        """Up to ``limit`` log entries of ``partition`` after position ``after``, resolved.
+
+        Two round trips: XRANGE on the log, then one script call resolving every pointer
+        that passes the filters. ``last_position`` is the last position scanned (filtered
+        out or not), so a reader resumes after it.
+        """
+        if not 0 <= partition < self.partitions:
+            raise ValueError(f"partition {partition} is not in 0..{self.partitions - 1}")
+        log = self.keys.log(partition)
+        entries = cast(Entries, self.client.xrange(log, f"({_log_id(after)}", "+", count=limit))
+        if not entries:
+            return LogPage(partition, (), after, 0)
+        pointers = parse_pointers(
+            self.keys, partition, entries, event_types=event_types, aggregate_types=aggregate_types
+        )
+        last_position = version_of_id(entries[-1][0])
+        return LogPage(partition, tuple(self.resolve(pointers)), last_position, len(entries))
+
+    def resolve(self, pointers: Sequence[Pointer]) -> list[RecordedEvent]:
+        """Fetch the events behind log pointers of one partition in one script call."""
+        if not pointers:
+            return []
+        call = resolve_call(pointers)
+        return parse_resolved(call, self._resolve(keys=call.keys, args=call.args))
+
+    # -- namespace ------------------------------------------------------------------------
+
+    def _adopt_partitions(self, asked: int | None) -> int:
+        if asked is not None and (
+            isinstance(asked, bool) or not isinstance(asked, int) or asked < 1
+        ):
+            raise ConfigurationError(f"partitions must be an int >= 1, got {asked!r}")
+        meta = KeySchema(self.namespace).meta
+        self.client.hsetnx(meta, "partitions", asked or 1)
+        self.client.hsetnx(meta, "format", 1)
+        stored = int(self.client.hget(meta, "partitions") or 1)
+        if asked is not None and asked != stored:
+            raise ConfigurationError(
+                f"namespace {self.namespace!r} has {stored} partitions; it was asked for {asked}. "
+                "Partitions are fixed when a namespace is created: open it without partitions="
+            )
+        return stored
+
+    def _check_durability(self) -> None:
+        wanted = self.durability
+        if wanted.fsync and not self.server.has_waitaof and self.server.appendfsync != "always":
+            raise ConfigurationError(
+                f"durability fsync=True needs WAITAOF (Redis 7.2+) or appendfsync always; "
+                f"server {self.server.version_text} has appendfsync={self.server.appendfsync}"
+            )
+
+
+def _log_id(position: int) -> str:
+    return f"0-{position}" if position > 0 else "0-0"
+
+
+def _client(url: str, **options: Any) -> redis.Redis:
+    options.setdefault("socket_timeout", DEFAULT_SOCKET_TIMEOUT)
+    options.setdefault("socket_connect_timeout", 5.0)
+    options.setdefault("health_check_interval", 15)
+    return redis.Redis.from_url(url, **options)

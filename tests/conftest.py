@@ -1,0 +1,76 @@
+"""Fixtures: real Redis servers started for the session, one store per test.
+
+Every storage test runs on redis-server from PATH (7.x here) and on the embedded 6.2
+server, unless ``REDIS_URL`` points at a server to use instead.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+from hypothesis import HealthCheck, settings
+
+from eventstore import EventStore
+from eventstore._redis.embedded import embedded_binary
+from eventstore.testing import RedisServer
+
+settings.register_profile(
+    "dev", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+SERVER_NAMES = ["env"] if os.environ.get("REDIS_URL") else ["redis7", "redis62"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "server_name" in metafunc.fixturenames:
+        metafunc.parametrize("server_name", SERVER_NAMES, scope="session")
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[dict[str, RedisServer | str]]:
+    if os.environ.get("REDIS_URL"):
+        yield {"env": os.environ["REDIS_URL"]}
+        return
+    started: dict[str, RedisServer] = {}
+    try:
+        for name, binary in (("redis7", "redis-server"), ("redis62", str(embedded_binary()))):
+            started[name] = RedisServer(binary)
+            started[name].start()
+        yield dict(started)
+    finally:
+        for server in started.values():
+            server.close()
+
+
+@pytest.fixture(scope="session")
+def server_url(servers: dict[str, RedisServer | str], server_name: str) -> str:
+    server = servers[server_name]
+    return server if isinstance(server, str) else server.url
+
+
+@pytest.fixture
+def redis_url(server_url: str) -> str:
+    """The URL of a flushed server (each test starts from an empty database)."""
+    client = redis.Redis.from_url(server_url)
+    client.flushdb()
+    client.close()
+    return server_url
+
+
+@pytest.fixture
+def namespace() -> str:
+    return f"t{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def store(redis_url: str, namespace: str) -> Iterator[EventStore]:
+    with EventStore.from_url(redis_url, namespace=namespace) as opened:
+        yield opened
