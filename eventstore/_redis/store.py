@@ -379,6 +379,10 @@ class EventStore:
         call = resolve_call(pointers)
         return parse_resolved(call, self._resolve(keys=call.keys, args=call.args))
 
+    # -- subscriptions, projections, live notifications (issue 3) -------------------------
+
+    # -- consumer groups (issue 4) --------------------------------------------------------
+
     # -- namespace ------------------------------------------------------------------------
 
     def _adopt_partitions(self, asked: int | None) -> int:
