@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import redis
 
@@ -11,8 +13,10 @@ from eventstore import (
     ExpectedVersion,
     InvalidEvent,
     NewEvent,
+    Repository,
 )
-from tests.domain import Deposited, Opened
+from eventstore._core.scripts import append_call
+from tests.domain import Account, Deposited, Opened
 
 
 def test_append_and_read_back_in_order(store: EventStore) -> None:
@@ -28,15 +32,24 @@ def test_read_backwards_with_limit_and_range(store: EventStore) -> None:
     back = store.read("Account", "a1", backwards=True, limit=3)
     assert [e.version for e in back] == [7, 6, 5]
     middle = store.read("Account", "a1", from_version=3, to_version=5)
-    assert [e.event for e in middle] == [Deposited(amount=3), Deposited(amount=4), Deposited(amount=5)]
+    assert [e.event for e in middle] == [
+        Deposited(amount=3),
+        Deposited(amount=4),
+        Deposited(amount=5),
+    ]
     assert store.read("Account", "nobody") == []
 
 
 def test_metadata_round_trips(store: EventStore) -> None:
     store.append(
-        "Account", "a1", [Opened(owner="x")], ExpectedVersion.NO_STREAM,
-        event_ids=["e-1"], metadata={"user": "u7", "ip": "10.0.0.1"},
-        correlation_id="corr-1", causation_id="cause-1",
+        "Account",
+        "a1",
+        [Opened(owner="x")],
+        ExpectedVersion.NO_STREAM,
+        event_ids=["e-1"],
+        metadata={"user": "u7", "ip": "10.0.0.1"},
+        correlation_id="corr-1",
+        causation_id="cause-1",
     )
     (recorded,) = store.read("Account", "a1")
     assert recorded.event_id == "e-1"
@@ -47,8 +60,14 @@ def test_metadata_round_trips(store: EventStore) -> None:
 
 @pytest.mark.parametrize(
     ("expected", "ok"),
-    [(1, True), (0, False), (2, False), (ExpectedVersion.ANY, True),
-     (ExpectedVersion.EXISTS, True), (ExpectedVersion.NO_STREAM, False)],
+    [
+        (1, True),
+        (0, False),
+        (2, False),
+        (ExpectedVersion.ANY, True),
+        (ExpectedVersion.EXISTS, True),
+        (ExpectedVersion.NO_STREAM, False),
+    ],
 )
 def test_expected_version_on_existing_stream(
     store: EventStore, expected: int | ExpectedVersion, ok: bool
@@ -75,30 +94,37 @@ def test_resend_of_same_batch_is_idempotent(store: EventStore) -> None:
     first = store.append("Account", "a1", events, 0, event_ids=["i1", "i2"])
     store.append("Account", "other", [Opened(owner="y")], 0)
     again = store.append("Account", "a1", events, 0, event_ids=["i1", "i2"])
-    assert again.duplicate and again.positions == first.positions
+    assert again.duplicate
+    assert again.positions == first.positions
     assert len(store.read("Account", "a1")) == 2
     assert store.last_position(0) == 3
 
 
 def test_resend_with_other_ids_names_the_conflicting_version(store: EventStore) -> None:
-    store.append("Account", "a1", [Opened(owner="x"), Deposited(amount=3)], 0, event_ids=["i1", "i2"])
+    store.append(
+        "Account", "a1", [Opened(owner="x"), Deposited(amount=3)], 0, event_ids=["i1", "i2"]
+    )
     with pytest.raises(ConcurrencyError) as info:
-        store.append("Account", "a1", [Opened(owner="x"), Deposited(amount=3)], 0,
-                     event_ids=["i1", "other"])
+        store.append(
+            "Account", "a1", [Opened(owner="x"), Deposited(amount=3)], 0, event_ids=["i1", "other"]
+        )
     assert (info.value.expected_version, info.value.actual_version) == (0, 2)
     assert info.value.conflicting_version == 2
 
 
 def test_lost_reply_then_resend_with_any_writes_once(store: EventStore) -> None:
     store.append("Account", "a1", [Opened(owner="x")], ExpectedVersion.ANY, event_ids=["i1"])
-    again = store.append("Account", "a1", [Opened(owner="x")], ExpectedVersion.ANY, event_ids=["i1"])
+    again = store.append(
+        "Account", "a1", [Opened(owner="x")], ExpectedVersion.ANY, event_ids=["i1"]
+    )
     assert again.duplicate
     assert store.version_of("Account", "a1") == 1
 
 
 def _encoded(event_id: str, data: str) -> NewEvent:
-    return NewEvent(event_id=event_id, event_type="Deposited", schema_version=1,
-                    timestamp_ms=1, data=data)
+    return NewEvent(
+        event_id=event_id, event_type="Deposited", schema_version=1, timestamp_ms=1, data=data
+    )
 
 
 def test_invalid_event_in_the_middle_writes_nothing(store: EventStore) -> None:
@@ -153,3 +179,44 @@ def test_eviction_policy_that_can_lose_history_is_refused(redis_url: str, namesp
     finally:
         client.config_set("maxmemory-policy", "noeviction")
         client.close()
+
+
+def test_reply_lost_on_the_wire_then_resave_writes_once(store: EventStore) -> None:
+    """Send the append, drop the connection before reading the reply, then save again."""
+    accounts = Repository(store, Account)
+    account = Account(id="lost-1")
+    account.open("ann")
+    account.deposit(7)
+    events = [
+        NewEvent(
+            event_id=i,
+            event_type=e.event_type,
+            schema_version=1,
+            timestamp_ms=t,
+            data=e.model_dump_json(),
+        )
+        for e, i, t in zip(
+            account.pending_events,
+            account.pending_event_ids,
+            account.pending_event_times,
+            strict=True,
+        )
+    ]
+    call = append_call(store.keys, "Account", "lost-1", events, 0)
+    connection = store.client.connection_pool.get_connection()
+    try:
+        connection.send_command(  # type: ignore[no-untyped-call]
+            "EVAL", store._append.script, len(call.keys), *call.keys, *call.args
+        )
+    finally:
+        connection.disconnect()  # type: ignore[no-untyped-call]  # the reply is never read: the client cannot know
+        store.client.connection_pool.release(connection)
+    deadline = time.monotonic() + 5
+    while store.version_of("Account", "lost-1") < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)  # the server ran it; only the reply was lost
+    result = accounts.save(account)  # the natural retry: same aggregate, same event ids
+    assert result is not None
+    assert result.duplicate
+    assert [e.version for e in store.read("Account", "lost-1")] == [1, 2]
+    assert store.last_position(store.keys.partition_of("lost-1")) == 2
+    assert accounts.get("lost-1").balance == 7
