@@ -257,4 +257,6 @@ def _resolved_hints(cls: type[Aggregate]) -> dict[str, Any]:
 def _type_name(annotation: Any) -> str:
     if isinstance(annotation, str):
         return annotation
+    if typing.get_origin(annotation) is not None:
+        return repr(annotation)  # list[str]: __qualname__ would say only "list"
     return getattr(annotation, "__qualname__", None) or repr(annotation)

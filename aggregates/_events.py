@@ -47,7 +47,8 @@ class DomainEvent(BaseModel):
             last: str
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # JSON has no inf/nan: pydantic would store them as null, an event nobody can read back
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     event_type: ClassVar[str] = "DomainEvent"
     schema_version: ClassVar[int] = 1
@@ -126,7 +127,10 @@ def upcast(
             raise UpcastError(
                 event_type, version, current_version, f"no upcaster from version {version}"
             )
-        data = fn(dict(data))
+        try:
+            data = fn(dict(data))
+        except Exception as exc:  # a user upcaster failing on an old payload is bad data
+            raise UpcastError(event_type, version, current_version, repr(exc)) from exc
         if not isinstance(data, dict):
             raise UpcastError(
                 event_type, version, current_version, "upcaster did not return a dict"

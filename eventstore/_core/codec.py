@@ -116,7 +116,7 @@ def decode_event(
         return cls.model_validate(upcast(event_type, raw, schema, cls.schema_version))
     except ValidationError as exc:
         raise StoredDataError(stream, version, _error_field(exc), _error_reason(exc)) from exc
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # json.loads decodes bytes
         raise StoredDataError(stream, version, "d", f"invalid JSON: {exc}") from exc
     except UpcastError as exc:
         raise StoredDataError(stream, version, "s", str(exc)) from exc
@@ -186,7 +186,7 @@ def _metadata(stream: str, version: int, raw: bytes | None) -> dict[str, Any]:
         return {}
     try:
         value = json.loads(raw)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise StoredDataError(stream, version, "m", f"invalid JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise StoredDataError(stream, version, "m", "metadata is not a JSON object")

@@ -20,7 +20,7 @@ from eventstore._core.errors import (
     StoredDataError,
 )
 from eventstore._core.expected import ExpectedVersion, expected_arg
-from eventstore._core.keys import KeySchema
+from eventstore._core.keys import KeySchema, validate_name
 from eventstore._core.records import AppendResult, NewEvent, RecordedEvent, Snapshot
 
 __all__ = [
@@ -67,7 +67,11 @@ def append_call(
     channel: str = "",
 ) -> AppendCall:
     """Build the append call for a batch (see ``lua/append.lua`` for the layout)."""
+    # a bad type or an empty id makes a key the log readers cannot parse back
+    validate_name("aggregate type", aggregate_type)
     stream = schema.stream(aggregate_type, aggregate_id)
+    if not aggregate_id:
+        raise InvalidEvent(stream, 0, "aggregate_id", "must be a non-empty string")
     if not events:
         raise InvalidEvent(stream, 0, "events", "a batch needs at least one event")
     partition = schema.partition_of(aggregate_id)
@@ -153,6 +157,8 @@ def parse_load_reply(
     snap_key = schema.snapshot(aggregate_type, aggregate_id)
     partition = schema.partition_of(aggregate_id)
     current, snap_version = int(reply[0]), int(reply[1])
+    if current < 0:
+        raise StoredDataError(stream, 0, "id", "last entry id is not 0-<version>")
     snapshot = None
     if snap_version:
         state = _snapshot_state(snap_key, snap_version, reply[2])

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from eventstore._core.errors import ConfigurationError
 
@@ -70,15 +72,20 @@ class EmbeddedServer:
     def shutdown_if_unused(self, own_name: str) -> bool:
         """Shut the server down if no client other than ``own_name`` is connected."""
         with self._locked():
+            # no retries: SHUTDOWN's reply never comes, and redis-py would retry with
+            # backoff for seconds (or shut down a server started in between)
+            client = redis.Redis(
+                unix_socket_path=str(self.socket), client_name=own_name, retry=Retry(NoBackoff(), 0)
+            )
             try:
-                client = redis.Redis(unix_socket_path=str(self.socket), client_name=own_name)
                 names = [c.get("name", "") for c in client.client_list()]
                 if any(name != own_name for name in names):
-                    client.close()
                     return False
                 client.shutdown()
             except redis.ConnectionError:
                 return False
+            finally:
+                client.close()
             self._wait_gone()
             return True
 
@@ -122,7 +129,9 @@ class EmbeddedServer:
     def _answers(self) -> bool:
         if not self.socket.exists():
             return False
-        client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=2)
+        client = redis.Redis(
+            unix_socket_path=str(self.socket), socket_timeout=2, retry=Retry(NoBackoff(), 0)
+        )  # no retries: a stale socket file would cost seconds of backoff
         try:
             return bool(client.ping())
         except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
@@ -136,7 +145,7 @@ class EmbeddedServer:
             os.kill(pid, 0)
         except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
             return False
-        return True
+        return not _is_zombie(pid)
 
     def _wait_gone(self) -> None:
         deadline = time.monotonic() + 10
@@ -151,3 +160,13 @@ class EmbeddedServer:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _is_zombie(pid: int) -> bool:
+    # A crashed daemon is re-parented to init; until init reaps it (some container inits
+    # never do) signal 0 still succeeds, and waiting for it to answer would time out.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no procfs (macOS): trust the signal
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]

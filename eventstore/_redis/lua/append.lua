@@ -62,12 +62,17 @@ for i = 1, n do
   if etype == '' then return {'invalid', i, 'type', 'empty'} end
   if not string.match(schema, '^%d+$') then return {'invalid', i, 'schema_version', 'not an integer'} end
   if not string.match(event_arg(i, 3), '^%d+$') then return {'invalid', i, 'timestamp', 'not an integer'} end
+  -- cjson decodes arrays to tables too: only an object ('{' first) is a payload
   local ok, data = pcall(cjson.decode, event_arg(i, 4))
-  if not ok or type(data) ~= 'table' then return {'invalid', i, 'data', 'not a JSON object'} end
+  if not ok or type(data) ~= 'table' or not string.match(event_arg(i, 4), '^%s*{') then
+    return {'invalid', i, 'data', 'not a JSON object'}
+  end
   local meta = event_arg(i, 5)
   if meta ~= '' then
     local okm, m = pcall(cjson.decode, meta)
-    if not okm or type(m) ~= 'table' then return {'invalid', i, 'metadata', 'not a JSON object'} end
+    if not okm or type(m) ~= 'table' or not string.match(meta, '^%s*{') then
+      return {'invalid', i, 'metadata', 'not a JSON object'}
+    end
   end
 end
 
@@ -147,7 +152,8 @@ end
 
 local snap_version = tonumber(ARGV[5])
 if snap_version > 0 and snap_version <= base + n then
-  local existing = tonumber(redis.call('HGET', KEYS[4], 'v') or '0')
+  -- a corrupt stored version must not fail the script after the events were written
+  local existing = tonumber(redis.call('HGET', KEYS[4], 'v') or '0') or 0
   if snap_version > existing then
     redis.call('HSET', KEYS[4], 'v', snap_version, 'f', ARGV[6], 's', ARGV[7], 'ts', ARGV[8])
   end

@@ -8,11 +8,13 @@
 --
 -- Reply: {current_version, snapshot_version (0 = none used), snapshot_state or "",
 --         snapshot_skipped_reason or "", entries}
+-- current_version is -1 when the last entry id is not 0-<version> (not written by us).
 -- where entries are XRANGE entries after the snapshot up to the version asked for.
 
 local current = 0
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-if #last > 0 then current = tonumber(string.match(last[1][1], '^0%-(%d+)$') or 0) end
+if #last > 0 then current = tonumber(string.match(last[1][1], '^0%-(%d+)$') or -1) end
+if current < 0 then return {-1, 0, '', '', {}} end  -- not our entry ids: the caller raises
 
 local upto = tonumber(ARGV[2])
 if upto == 0 or upto > current then upto = current end

@@ -1,0 +1,142 @@
+"""The embedded server: data survives restarts and crashes; stores share it; it stops last."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from eventstore import ConfigurationError, EventStore, ExpectedVersion
+from eventstore._redis.embedded import EmbeddedServer
+from tests.domain import Deposited, Opened
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _pid(path: Path) -> int:
+    return int((path / "redis.pid").read_text().strip())
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process runs (a zombie init has not reaped yet is dead)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().rpartition(")")[2].split()[:1] == ["Z"])
+
+
+def _wait_dead(pid: int) -> None:
+    deadline = time.monotonic() + 10
+    while _alive(pid):
+        assert time.monotonic() < deadline, f"redis-server {pid} still running"
+        time.sleep(0.02)
+
+
+@pytest.fixture(autouse=True)
+def _no_server_left_behind(tmp_path: Path) -> Iterator[None]:
+    # a failing test must not leave a daemonized redis-server running
+    yield
+    for pidfile in tmp_path.glob("*/redis.pid"):
+        with contextlib.suppress(ValueError, ProcessLookupError):
+            os.kill(int(pidfile.read_text().strip()), signal.SIGKILL)
+
+
+def _write_history(store: EventStore) -> None:
+    store.append("Account", "acc-1", [Opened(owner="ann"), Deposited(amount=5)], 0)
+    store.append("Account", "acc-2", [Opened(owner="bob")], ExpectedVersion.NO_STREAM)
+
+
+def _assert_history(store: EventStore) -> None:
+    assert [r.event for r in store.read("Account", "acc-1")] == [
+        Opened(owner="ann"),
+        Deposited(amount=5),
+    ]
+    assert [r.position for r in store.read("Account", "acc-2")] == [3]
+    assert store.last_position(0) == 3
+
+
+def test_data_survives_close_and_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "es"
+    with EventStore.embedded(path, namespace="bank") as store:
+        assert store.server.version[:2] == (6, 2)
+        _write_history(store)
+        pid = _pid(path)
+    _wait_dead(pid)  # the last close shut the server down
+    assert not EmbeddedServer(path)._answers()
+    with EventStore.embedded(path, namespace="bank") as reopened:
+        assert _pid(path) != pid
+        _assert_history(reopened)
+        assert reopened.append("Account", "acc-1", [Deposited(amount=1)], 2).first_version == 3
+
+
+def test_data_survives_sigkill_with_appendfsync_always(tmp_path: Path) -> None:
+    path = tmp_path / "es"
+    store = EventStore.embedded(path, appendfsync="always")
+    assert store.server.appendfsync == "always"
+    _write_history(store)
+    pid = _pid(path)
+    os.kill(pid, signal.SIGKILL)  # no shutdown, no final fsync: only what "always" wrote
+    _wait_dead(pid)
+    store.close()  # nothing to shut down any more; must not fail
+    with EventStore.embedded(path, appendfsync="always") as reopened:
+        _assert_history(reopened)
+
+
+def test_two_stores_share_one_server_until_the_last_closes(tmp_path: Path) -> None:
+    path = tmp_path / "es"
+    first = EventStore.embedded(path)
+    second = EventStore.embedded(path)
+    pid = _pid(path)
+    _write_history(first)
+    _assert_history(second)
+    first.close()
+    assert _alive(pid)  # the second store still uses it
+    second.append("Account", "acc-3", [Opened(owner="cy")], 0)
+    assert second.last_position(0) == 4
+    second.close()
+    _wait_dead(pid)
+
+
+WRITER = """
+import sys
+from eventstore import EventStore
+from tests.domain import Opened
+with EventStore.embedded(sys.argv[1]) as store:
+    store.append("Account", "from-child", [Opened(owner="child")], 0)
+"""
+
+
+def test_another_process_shares_the_server(tmp_path: Path) -> None:
+    path = tmp_path / "es"
+    with EventStore.embedded(path) as store:
+        pid = _pid(path)
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        subprocess.run(
+            [sys.executable, "-c", WRITER, str(path)], check=True, env=env, cwd=ROOT, timeout=60
+        )
+        assert _alive(pid)
+        assert _pid(path) == pid
+        assert [r.event for r in store.read("Account", "from-child")] == [Opened(owner="child")]
+    _wait_dead(pid)
+
+
+def test_a_socket_path_too_long_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / ("d" * 120)
+    with pytest.raises(ConfigurationError, match="too long for a Unix socket") as info:
+        EventStore.embedded(path)
+    assert str(path) in str(info.value)
+    assert not path.exists()
+
+
+def test_appendfsync_must_be_a_known_policy(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="appendfsync"):
+        EventStore.embedded(tmp_path / "es", appendfsync="sometimes")
