@@ -1,0 +1,42 @@
+"""Dedicated connections for blocking readers.
+
+A blocking XREAD holds its connection for the whole block time, so each subscription gets
+its own small pool instead of borrowing from the store's. Its socket timeout is set above
+the block time (or redis-py would time out and retry the read by itself), and redis-py's
+own retries are off: the reader reconnects with backoff and resumes from its checkpoint,
+which is the only retry that is safe for a position-based read.
+"""
+
+from __future__ import annotations
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+__all__ = ["close_dedicated", "dedicated_client"]
+
+# Internal bookkeeping redis-py adds to a pool's kwargs; a new pool makes its own.
+_POOL_INTERNALS = frozenset(
+    {"maint_notifications_pool_handler", "himport_registry", "retry", "maint_notifications_config"}
+)
+
+
+def dedicated_client(client: redis.Redis, *, block_seconds: float) -> redis.Redis:
+    """A client to the same server as ``client`` with its own pool, for blocking reads."""
+    pool = client.connection_pool
+    options = {
+        name: value
+        for name, value in pool.connection_kwargs.items()
+        if not name.startswith("orig_") and name not in _POOL_INTERNALS
+    }
+    options["socket_timeout"] = max(float(options.get("socket_timeout") or 0), block_seconds + 10)
+    options["retry"] = Retry(NoBackoff(), 0)
+    options["health_check_interval"] = 0  # a blocked read is the health check
+    own = redis.ConnectionPool(connection_class=pool.connection_class, max_connections=4, **options)
+    return redis.Redis(connection_pool=own)
+
+
+def close_dedicated(client: redis.Redis) -> None:
+    """Close a client made by ``dedicated_client`` and its pool's sockets."""
+    client.close()
+    client.connection_pool.disconnect()

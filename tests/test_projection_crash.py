@@ -1,0 +1,86 @@
+"""A projection process SIGKILLed at random points never applies an event twice.
+
+The handler's writes are not idempotent (INCRBY), so a model write committed without
+its checkpoint (or the reverse) would show up as a wrong sum after the restarts.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from eventstore import EventStore, Projection
+from tests.domain import Deposited
+
+ROOT = Path(__file__).resolve().parent.parent
+
+WORKER = """
+import sys, time
+from eventstore import EventStore, Projection
+from tests.domain import Deposited
+
+store = EventStore.from_url(sys.argv[1], namespace=sys.argv[2])
+projection = Projection(store, "totals", page_size=int(sys.argv[3]))
+
+@projection.on(Deposited)
+def _deposited(event, ctx):
+    ctx.pipe.incrby(ctx.key("sum"), event.amount)
+    ctx.pipe.incr(ctx.key("count"))
+    time.sleep(0.0005)  # slow enough to be killed in the middle of a page
+
+projection.run(until_caught_up=True)
+store.close()
+"""
+
+EVENTS = 600
+
+
+def _progress(store: EventStore) -> int:
+    return int(store.client.hget(store.keys.checkpoints(0), "projection:totals:v1") or 0)
+
+
+def _start(script: Path, url: str, namespace: str, page_size: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, str(script), url, namespace, str(page_size)], cwd=ROOT, env=env
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page_size", [1, 7])
+def test_sigkilled_projection_never_double_applies(
+    store: EventStore, redis_url: str, namespace: str, tmp_path: Path, page_size: int
+) -> None:
+    for start in range(0, EVENTS, 100):
+        store.append("Account", f"a{start}", [Deposited(amount=n + 1) for n in range(100)], 0)
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+
+    kills = 0
+    for _ in range(4):
+        before = _progress(store)
+        worker = _start(script, redis_url, namespace, page_size)
+        deadline = time.monotonic() + 30
+        while _progress(store) == before and worker.poll() is None:
+            assert time.monotonic() < deadline, "worker made no progress"
+            time.sleep(0.002)
+        time.sleep(0.01 * kills)
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGKILL)
+            kills += 1
+        worker.wait(30)
+
+    final = _start(script, redis_url, namespace, page_size)
+    assert final.wait(60) == 0
+    assert kills >= 2, "the worker finished before it could be killed"
+
+    totals = Projection(store, "totals")
+    assert _progress(store) == EVENTS
+    assert int(store.client.get(totals.key("count")) or 0) == EVENTS
+    assert int(store.client.get(totals.key("sum")) or 0) == 6 * sum(range(1, 101))
