@@ -1,0 +1,351 @@
+"""Consumer groups without I/O: reply parsing, dead-letter records, lag arithmetic.
+
+A group reads two streams per partition: the partition log (entry id ``0-<position>``,
+so positions give exact lag) and the group's retry stream, where replayed dead letters
+wait (auto ids; acknowledged entries are deleted, so its length minus its pending count
+is exactly what is still undelivered there). Replies arrive as RESP2 lists or RESP3 maps
+depending on the client; every parser here accepts both.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+
+from eventstore._core.codec import version_of_id
+from eventstore._core.errors import StoredDataError
+from eventstore._core.keys import KeySchema
+from eventstore._core.log import Pointer
+from eventstore._core.records import RecordedEvent
+
+__all__ = [
+    "ClaimReply",
+    "DeadLetter",
+    "ErrorInfo",
+    "GroupInfo",
+    "PartitionStatus",
+    "PendingEntry",
+    "RawEntry",
+    "TrimResult",
+    "dead_letter_fields",
+    "dead_letter_id",
+    "dead_letter_pointer",
+    "describe_error",
+    "parse_claim_reply",
+    "parse_dead_letter",
+    "parse_group_info",
+    "parse_pending_entries",
+    "parse_pending_count",
+    "parse_read_reply",
+    "parse_trim_reply",
+    "split_dead_letter_id",
+    "partition_status",
+    "pointer_fields",
+    "pointer_from_fields",
+]
+
+RawEntry = tuple[bytes, dict[bytes, bytes] | None]
+"""A stream entry from a group read: ``(id, fields)``; fields ``None`` if it was deleted."""
+
+TRACEBACK_LIMIT = 2000
+"""Characters of traceback kept with a dead letter: enough to find the line, not a dump."""
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _fields(raw: Any) -> dict[bytes, bytes] | None:
+    if raw is None:
+        return None
+    if isinstance(raw, dict):
+        return raw
+    return dict(zip(raw[::2], raw[1::2], strict=True))
+
+
+def _entries(raw: Sequence[Any] | None) -> list[RawEntry]:
+    return [(entry[0], _fields(entry[1])) for entry in raw or () if entry is not None]
+
+
+def parse_read_reply(reply: Any) -> dict[str, list[RawEntry]]:
+    """XREADGROUP's reply (RESP2 list of pairs, RESP3 map, or nil) as stream -> entries."""
+    if not reply:
+        return {}
+    pairs = reply.items() if isinstance(reply, dict) else reply
+    return {_text(stream): _entries(entries) for stream, entries in pairs}
+
+
+@attrs.frozen
+class ClaimReply:
+    """XAUTOCLAIM's reply. ``deleted`` lists ids the server dropped (7.x only);
+    ``has_holes`` says 6.2 returned nil for deleted entries without naming them."""
+
+    cursor: str
+    entries: tuple[RawEntry, ...]
+    deleted: tuple[str, ...]
+    has_holes: bool
+
+    @property
+    def done(self) -> bool:
+        return self.cursor == "0-0"
+
+
+def parse_claim_reply(reply: Sequence[Any]) -> ClaimReply:
+    """Parse XAUTOCLAIM: 6.2 replies ``[cursor, entries-with-nils]``, 7.x adds deleted ids."""
+    raw_entries = list(reply[1] or ())
+    deleted = tuple(_text(i) for i in reply[2]) if len(reply) > 2 and reply[2] else ()
+    return ClaimReply(
+        _text(reply[0]),
+        tuple(_entries(raw_entries)),
+        deleted,
+        any(entry is None for entry in raw_entries),
+    )
+
+
+@attrs.frozen
+class PendingEntry:
+    """One line of XPENDING's extended form: who holds an entry, how long, how often."""
+
+    entry_id: str
+    consumer: str
+    idle_ms: int
+    deliveries: int
+
+
+def parse_pending_entries(reply: Sequence[Any]) -> list[PendingEntry]:
+    """Parse ``XPENDING key group [IDLE ms] start end count [consumer]``."""
+    return [
+        PendingEntry(_text(entry_id), _text(consumer), int(idle), int(count))
+        for entry_id, consumer, idle, count in reply
+    ]
+
+
+def parse_pending_count(reply: Sequence[Any]) -> int:
+    """The total of XPENDING's summary form ``[count, min, max, consumers]``."""
+    return int(reply[0])
+
+
+@attrs.frozen
+class GroupInfo:
+    """What XINFO GROUPS says about one group on one stream."""
+
+    name: str
+    consumers: int
+    pending: int
+    last_delivered_id: str
+
+
+def parse_group_info(reply: Sequence[Any], group: str) -> GroupInfo | None:
+    """Find ``group`` in XINFO GROUPS (list of maps in RESP3, flat lists in RESP2)."""
+    for raw in reply:
+        info = raw if isinstance(raw, dict) else dict(zip(raw[::2], raw[1::2], strict=True))
+        info = {_text(k): v for k, v in info.items()}
+        if _text(info["name"]) == group:
+            return GroupInfo(
+                group,
+                int(info["consumers"]),
+                int(info["pending"]),
+                _text(info["last-delivered-id"]),
+            )
+    return None
+
+
+@attrs.frozen
+class PartitionStatus:
+    """A group on one partition, from one consistent read.
+
+    ``lag``: events not yet delivered to the group (log plus replayed dead letters);
+    ``pending``: delivered and not acknowledged; ``dead_letters``: parked events.
+    """
+
+    partition: int
+    last_position: int
+    delivered_position: int
+    lag: int
+    pending: int
+    dead_letters: int
+
+
+def partition_status(
+    partition: int,
+    *,
+    last_position: int,
+    log_group: GroupInfo,
+    retry_length: int,
+    retry_pending: int,
+    dead_letters: int,
+) -> PartitionStatus:
+    """Exact lag from positions: the log is gap-free, so lag = last - last delivered.
+
+    Works on 6.2 (whose XINFO has no ``lag``) and after trims (which keep positions).
+    Acknowledged retry entries are deleted, so the retry stream's undelivered part is
+    its length minus its pending entries.
+    """
+    delivered = version_of_id(log_group.last_delivered_id)
+    return PartitionStatus(
+        partition,
+        last_position,
+        delivered,
+        max(last_position - delivered, 0) + retry_length - retry_pending,
+        log_group.pending + retry_pending,
+        dead_letters,
+    )
+
+
+# -- pointers in retry and dead-letter entries ------------------------------------------
+
+
+def pointer_fields(pointer: Pointer) -> dict[str, str | int]:
+    """The fields that let a retry or dead-letter entry find its event again."""
+    return {
+        "k": pointer.stream,
+        "v": pointer.version,
+        "t": pointer.event_type,
+        "a": pointer.aggregate_type,
+        "p": pointer.position,
+    }
+
+
+def pointer_from_fields(
+    schema: KeySchema, partition: int, key: str, entry_id: str, fields: Mapping[bytes, bytes]
+) -> Pointer:
+    """Rebuild a pointer stored by ``pointer_fields`` (``StoredDataError`` if malformed)."""
+    try:
+        stream = _text(fields[b"k"])
+        version, position = int(fields[b"v"]), int(fields[b"p"])
+        event_type, aggregate_type = _text(fields[b"t"]), _text(fields[b"a"])
+    except (KeyError, ValueError) as exc:
+        raise StoredDataError(key, 0, "k/v/t/a/p", f"malformed entry {entry_id}: {exc!r}") from exc
+    parsed = schema.parse_stream(stream)
+    if parsed is None:
+        raise StoredDataError(key, 0, "k", f"entry {entry_id}: not a stream key: {stream!r}")
+    return Pointer(
+        partition, position, stream, version, event_type, aggregate_type, parsed.aggregate_id
+    )
+
+
+# -- dead letters ------------------------------------------------------------------------
+
+
+@attrs.frozen
+class ErrorInfo:
+    """Why a delivery failed: exception type, message and the last frames of traceback."""
+
+    type: str
+    message: str
+    traceback: str
+
+    def __str__(self) -> str:
+        return f"{self.type}: {self.message}" if self.message else self.type
+
+
+def describe_error(exc: BaseException) -> ErrorInfo:
+    """Summarize an exception for a dead letter (the innermost frames are kept)."""
+    text = "".join(traceback.format_exception(exc, limit=-5))
+    return ErrorInfo(type(exc).__qualname__, str(exc), text[-TRACEBACK_LIMIT:])
+
+
+def dead_letter_fields(error: ErrorInfo, consumer: str, failed_at_ms: int) -> list[str]:
+    """Error fields of a dead-letter entry (the script adds the pointer and deliveries)."""
+    return [
+        "error_type",
+        error.type,
+        "error",
+        error.message,
+        "traceback",
+        error.traceback,
+        "consumer",
+        consumer,
+        "failed_at",
+        str(failed_at_ms),
+    ]
+
+
+@attrs.frozen
+class DeadLetter:
+    """An event a group gave up on after ``deliveries`` attempts.
+
+    ``recorded`` is the event itself; ``error`` the last failure (``str(error)`` reads
+    ``"Type: message"``, ``error.traceback`` has the frames); ``consumer`` the worker
+    that parked it. ``id`` names it for ``ConsumerGroup.dead_letter``, ``replay_dead_letters``
+    and ``discard_dead_letters``.
+    """
+
+    id: str
+    recorded: RecordedEvent
+    error: ErrorInfo
+    deliveries: int
+    consumer: str
+    failed_at: datetime
+
+    @property
+    def partition(self) -> int:
+        return self.recorded.partition
+
+
+def dead_letter_id(partition: int, entry_id: str) -> str:
+    """The public id of a dead letter: ``<partition>:<entry id in the dead-letter stream>``."""
+    return f"{partition}:{entry_id}"
+
+
+def split_dead_letter_id(value: str) -> tuple[int, str]:
+    """Inverse of ``dead_letter_id`` (``ValueError`` for anything else)."""
+    partition, sep, entry_id = value.partition(":")
+    if not sep or not partition.isdigit() or not entry_id:
+        raise ValueError(f"not a dead letter id: {value!r} (expected '<partition>:<entry id>')")
+    return int(partition), entry_id
+
+
+def dead_letter_pointer(
+    schema: KeySchema, partition: int, key: str, entry: tuple[bytes, Mapping[bytes, bytes]]
+) -> Pointer:
+    """The pointer stored in a dead-letter entry."""
+    return pointer_from_fields(schema, partition, key, _text(entry[0]), entry[1])
+
+
+def parse_dead_letter(
+    partition: int, entry: tuple[bytes, Mapping[bytes, bytes]], recorded: RecordedEvent
+) -> DeadLetter:
+    """Build the ``DeadLetter`` of a dead-letter entry whose event was resolved."""
+    entry_id, fields = _text(entry[0]), entry[1]
+
+    def get(name: str) -> str:
+        return _text(fields.get(name.encode(), b""))
+
+    error = ErrorInfo(get("error_type"), get("error"), get("traceback"))
+    failed_at = datetime.fromtimestamp(int(get("failed_at") or 0) / 1000, tz=UTC)
+    return DeadLetter(
+        dead_letter_id(partition, entry_id),
+        recorded,
+        error,
+        int(get("deliveries") or 0),
+        get("consumer"),
+        failed_at,
+    )
+
+
+# -- trimming ----------------------------------------------------------------------------
+
+
+@attrs.frozen
+class TrimResult:
+    """What ``EventStore.trim_log`` did to one partition log.
+
+    ``safe_point``: the lowest position some group or registered checkpoint still needs
+    (entries below it may go); ``trimmed_to``: entries below this position are gone now
+    (never above ``safe_point``); ``removed``: how many entries this call removed.
+    """
+
+    partition: int
+    safe_point: int
+    trimmed_to: int
+    removed: int
+
+
+def parse_trim_reply(partition: int, reply: Sequence[Any]) -> TrimResult:
+    """Parse ``trim.lua``'s ``{safe point, trimmed to, removed}``."""
+    return TrimResult(partition, int(reply[0]), int(reply[1]), int(reply[2]))
