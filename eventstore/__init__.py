@@ -10,23 +10,36 @@
     account = accounts.get(account.id)
 """
 
+from eventstore._core.checkpoint import FROM_NOW, Checkpoint
 from eventstore._core.errors import (
     AggregateNotFound,
     ConcurrencyError,
     ConfigurationError,
+    DeadLetterNotFound,
     DurabilityError,
     EventStoreError,
+    GroupNotFound,
     InvalidEvent,
+    ProjectionError,
+    ProjectionTakenOver,
     SnapshotError,
     StoredDataError,
+    SubscriptionError,
     UnknownEventType,
     UnsafeServerConfig,
 )
 from eventstore._core.expected import ExpectedVersion
+from eventstore._core.groups import DeadLetter, ErrorInfo, PartitionStatus, TrimResult
 from eventstore._core.keys import KeySchema
+from eventstore._core.notifications import LiveNotification, LiveStats
 from eventstore._core.records import AppendResult, NewEvent, RecordedEvent, Snapshot
+from eventstore._redis.groups import ConsumerGroup
+from eventstore._redis.live import LiveFeed
+from eventstore._redis.projection import Projection, ProjectionContext
 from eventstore._redis.repository import Repository
 from eventstore._redis.store import Durability, EventStore
+from eventstore._redis.subscription import CatchUpSubscription
+from eventstore._redis.worker import Worker, WorkerStats
 
 __all__ = [
     "EventStore",
@@ -48,4 +61,26 @@ __all__ = [
     "ConfigurationError",
     "UnsafeServerConfig",
     "DurabilityError",
+    # consumer groups (issue 4)
+    "ConsumerGroup",
+    "Worker",
+    "WorkerStats",
+    "DeadLetter",
+    "ErrorInfo",
+    "PartitionStatus",
+    "TrimResult",
+    "GroupNotFound",
+    "DeadLetterNotFound",
+    # reading (issue 3)
+    "Checkpoint",
+    "FROM_NOW",
+    "CatchUpSubscription",
+    "Projection",
+    "ProjectionContext",
+    "LiveFeed",
+    "LiveNotification",
+    "LiveStats",
+    "ProjectionError",
+    "ProjectionTakenOver",
+    "SubscriptionError",
 ]

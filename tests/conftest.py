@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, settings
 
 from eventstore import EventStore
 from eventstore._redis.embedded import embedded_binary
-from eventstore.testing import RedisServer
+from eventstore.testing import RedisClusterServers, RedisServer
 
 settings.register_profile(
     "dev", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -74,3 +74,14 @@ def namespace() -> str:
 def store(redis_url: str, namespace: str) -> Iterator[EventStore]:
     with EventStore.from_url(redis_url, namespace=namespace) as opened:
         yield opened
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[RedisClusterServers]:
+    """A 3-primary Redis Cluster (redis-server 7 from PATH), started on first use."""
+    servers = RedisClusterServers(primaries=3)
+    try:
+        servers.start()
+        yield servers
+    finally:
+        servers.close()

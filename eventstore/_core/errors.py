@@ -9,7 +9,12 @@ EventStoreError
 │   └── SnapshotError       a snapshot that cannot be loaded
 ├── ConfigurationError      namespace or server set up in a way we refuse
 │   └── UnsafeServerConfig  e.g. an eviction policy that can delete history
-└── DurabilityError         the write happened but the durability wait timed out
+├── DurabilityError         the write happened but the durability wait timed out
+├── SubscriptionError       a reader could not reach the server for too long (checkpoint)
+├── ProjectionError         a projection handler failed (projection, event, position)
+├── ProjectionTakenOver     another runner started the same projection version
+├── GroupNotFound           no such consumer group on a partition stream (group, stream)
+└── DeadLetterNotFound      no dead letter with that id in the group (group, dead_letter_id)
 """
 
 from __future__ import annotations
@@ -19,10 +24,15 @@ __all__ = [
     "ConcurrencyError",
     "ConfigurationError",
     "DurabilityError",
+    "DeadLetterNotFound",
+    "GroupNotFound",
     "EventStoreError",
     "InvalidEvent",
+    "ProjectionError",
+    "ProjectionTakenOver",
     "SnapshotError",
     "StoredDataError",
+    "SubscriptionError",
     "UnknownEventType",
     "UnsafeServerConfig",
 ]
@@ -111,7 +121,7 @@ class UnknownEventType(StoredDataError):
         super().__init__(
             stream,
             version,
-            "type",
+            "t",
             f"unknown event type {event_type!r} (import the module that defines it)",
         )
 
@@ -150,3 +160,80 @@ class DurabilityError(EventStoreError):
             f"{stream}: appended, but durability wait got {got} (wanted {wanted}); "
             "the write may still persist: re-send the same events to make sure"
         )
+
+
+class SubscriptionError(EventStoreError):
+    """A subscription gave up reconnecting; resume later from ``checkpoint`` (a string)."""
+
+    def __init__(self, checkpoint: str, reason: str) -> None:
+        self.checkpoint = checkpoint
+        self.reason = reason
+        super().__init__(f"subscription stopped at checkpoint {checkpoint!r}: {reason}")
+
+
+class ProjectionTakenOver(EventStoreError):
+    """Another runner started the same projection version; this one stopped.
+
+    Nothing of the page it was applying was committed: the new runner applies it.
+    """
+
+    def __init__(self, projection: str, version: int, lease: str) -> None:
+        self.projection = projection
+        self.version = version
+        self.lease = lease
+        super().__init__(
+            f"projection {projection!r} version {version} was started by another runner "
+            f"({lease} changed); this runner stopped without committing its last page"
+        )
+
+
+class ProjectionError(EventStoreError):
+    """A projection stopped at an event its handler (or its read model write) failed on.
+
+    The event was not skipped: the projection's checkpoint stays before it, so a restart
+    after the fix handles it again. ``__cause__`` is the original exception.
+    """
+
+    def __init__(
+        self,
+        projection: str,
+        *,
+        event_type: str,
+        stream: str,
+        version: int,
+        partition: int,
+        position: int,
+        reason: str,
+    ) -> None:
+        self.projection = projection
+        self.event_type = event_type
+        self.stream = stream
+        self.version = version
+        self.partition = partition
+        self.position = position
+        self.reason = reason
+        super().__init__(
+            f"projection {projection!r} stopped at {event_type} {stream} version {version} "
+            f"(partition {partition}, position {position}): {reason}"
+        )
+
+
+class GroupNotFound(EventStoreError):
+    """The consumer group does not exist on a stream (create it with ``consumer_group``)."""
+
+    def __init__(self, group: str, stream: str) -> None:
+        self.group = group
+        self.stream = stream
+        super().__init__(f"consumer group {group!r} does not exist on {stream}")
+
+
+class DeadLetterNotFound(EventStoreError, KeyError):
+    """No dead letter with this id in the group (replayed or discarded already?)."""
+
+    def __init__(self, group: str, dead_letter_id: str) -> None:
+        self.group = group
+        self.dead_letter_id = dead_letter_id
+        super().__init__(f"consumer group {group!r} has no dead letter {dead_letter_id!r}")
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])

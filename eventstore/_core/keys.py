@@ -15,6 +15,11 @@ key                                type       holds
 ``{<ns>:p<n>}:types``              set        aggregate types present in the partition
 ``{<ns>:p<n>}:ckpt``               hash       registered checkpoints: name -> position
 ``{<ns>:p<n>}:dlq:<group>``        stream     dead letters of a consumer group
+``{<ns>:p<n>}:retry:<group>``      stream     replayed dead letters waiting for the group
+``<ns>:projections``               hash       projection name -> version serving reads
+``<ns>:rm:<name>:v<version>:...``  any        read model keys of a projection version
+``<ns>:lease:<name>:v<version>``   string     token of the runner applying that version
+``<ns>:live:<type>``               channel    live notifications (Pub/Sub, not a key)
 =================================  =========  ===============================================
 """
 
@@ -94,9 +99,32 @@ class KeySchema:
     def dead_letters(self, partition: int, group: str) -> str:
         return f"{self.tag(partition)}:dlq:{group}"
 
+    def retry(self, partition: int, group: str) -> str:
+        """Replayed dead letters of ``group``, read by its workers next to the log."""
+        return f"{self.tag(partition)}:retry:{group}"
+
     def live_channel(self, aggregate_type: str) -> str:
         """The Pub/Sub channel for live notifications of one aggregate type."""
         return f"{self.namespace}:live:{aggregate_type}"
+
+    @property
+    def live_pattern(self) -> str:
+        """The pattern matching every live channel of the namespace (PSUBSCRIBE)."""
+        return f"{self.namespace}:live:*"
+
+    @property
+    def projections(self) -> str:
+        """Hash of projection name -> the version that serves reads (blue/green)."""
+        return f"{self.namespace}:projections"
+
+    def projection_lease(self, projection: str, version: int) -> str:
+        """Who applies a projection version: the token of its latest runner."""
+        return f"{self.namespace}:lease:{projection}:v{version}"
+
+    def read_model(self, projection: str, version: int, *parts: str) -> str:
+        """A key of a projection's read model; each version has its own keys."""
+        suffix = "".join(f":{part}" for part in parts)
+        return f"{self.namespace}:rm:{projection}:v{version}{suffix}"
 
     def parse_stream(self, key: str) -> AggregateKey | None:
         """Split an aggregate stream key into its parts, or ``None`` if it is not one."""

@@ -6,10 +6,11 @@ from typing import Any
 
 import attrs
 import redis
+from redis.cluster import RedisCluster
 
 from eventstore._core.errors import UnsafeServerConfig
 
-__all__ = ["ServerInfo", "check_server", "server_info"]
+__all__ = ["ServerInfo", "check_server", "server_info", "server_infos"]
 
 
 @attrs.frozen
@@ -30,6 +31,25 @@ class ServerInfo:
     @property
     def has_waitaof(self) -> bool:
         return self.version >= (7, 2)
+
+
+def server_infos(client: redis.Redis) -> list[ServerInfo]:
+    """``server_info`` of every primary of a cluster, or of the one server."""
+    if isinstance(client, RedisCluster):
+        return [_probe_node(node.redis_connection) for node in client.get_primaries()]
+    return [server_info(client)]
+
+
+def _probe_node(node_client: redis.Redis) -> ServerInfo:
+    # a private pool with the node's settings, closed at once: the cluster client may
+    # replace its node objects on a topology refresh without closing their connections
+    pool = redis.ConnectionPool(**node_client.connection_pool.connection_kwargs)
+    probe = redis.Redis(connection_pool=pool)
+    try:
+        return server_info(probe)
+    finally:
+        probe.close()
+        pool.disconnect()
 
 
 def server_info(client: redis.Redis) -> ServerInfo:

@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import atexit
+import itertools
 import json
 import os
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from importlib import resources
 from typing import Any, Self, cast
 
 import attrs
 import redis
+from redis.cluster import RedisCluster
 from redis.commands.core import Script
 
 from aggregates import DomainEvent
+from eventstore._core.checkpoint import FROM_NOW, After, Checkpoint  # issue 3
 from eventstore._core.codec import decode_fields, encode_batch, now_ms, version_of_id
 from eventstore._core.errors import ConfigurationError, DurabilityError, InvalidEvent
 from eventstore._core.expected import ExpectedVersion
+from eventstore._core.groups import TrimResult, parse_trim_reply  # issue 4
 from eventstore._core.keys import KeySchema, validate_name
 from eventstore._core.log import LogPage, Pointer, parse_pointers, parse_resolved, resolve_call
+from eventstore._core.notifications import LiveSelection, LiveStats  # issue 3
 from eventstore._core.records import AppendResult, Entries, NewEvent, RecordedEvent, Snapshot
 from eventstore._core.scripts import (
     AppendCall,
@@ -30,7 +35,11 @@ from eventstore._core.scripts import (
     snapshot_from_hash,
 )
 from eventstore._redis.embedded import EmbeddedServer
-from eventstore._redis.server import ServerInfo, check_server, server_info
+from eventstore._redis.follower import LogFollower  # issue 3
+from eventstore._redis.groups import ConsumerGroup, Start  # issue 4
+from eventstore._redis.live import LiveFeed, live_stats  # issue 3
+from eventstore._redis.server import ServerInfo, check_server, server_infos
+from eventstore._redis.subscription import CatchUpSubscription  # issue 3
 
 __all__ = ["Durability", "EventStore", "load_script"]
 
@@ -93,15 +102,19 @@ class EventStore:
         self.namespace = namespace
         self.durability = durability or Durability()
         self.notify = notify
-        self.server: ServerInfo = server_info(client)
+        # on a cluster every primary holds history: each one must be safe
+        self.servers: list[ServerInfo] = server_infos(client)
+        self.server: ServerInfo = self.servers[0]
         if check:
-            check_server(self.server)
+            for info in self.servers:
+                check_server(info)
         self._check_durability()
         self.keys = KeySchema(namespace, self._adopt_partitions(partitions))
         self._append = load_script(client, "append")
         self._load = load_script(client, "load")
         self._snapshot = load_script(client, "snapshot")
         self._resolve = load_script(client, "resolve")
+        self._trim = load_script(client, "trim")  # issue 4
         self._embedded: EmbeddedServer | None = None
         self._client_name = ""
 
@@ -160,6 +173,12 @@ class EventStore:
     def close(self) -> None:
         """Release connections (and stop an embedded server nobody else uses)."""
         self.client.close()
+        if isinstance(self.client, RedisCluster):
+            # redis-py keeps the discovery connections of the startup nodes open after
+            # close(); they are ours to release
+            for node in self.client.nodes_manager.startup_nodes.values():
+                if node.redis_connection is not None:
+                    node.redis_connection.close()
         if self._embedded is not None:
             server, self._embedded = self._embedded, None
             server.shutdown_if_unused(self._client_name)
@@ -233,7 +252,9 @@ class EventStore:
 
     def _append_and_wait(self, call: AppendCall) -> AppendResult:
         wanted = self.durability
-        with self.client.pipeline(transaction=False) as pipe:
+        # WAIT/WAITAOF count what happened on *their* connection: the write must go first
+        # on the same one. A cluster pipeline refuses EVALSHA, so use the shard's client.
+        with self._shard_client(call.stream).pipeline(transaction=False) as pipe:
             self._append(keys=call.keys, args=call.args, client=pipe)
             if wanted.fsync and self.server.has_waitaof:
                 pipe.execute_command("WAITAOF", 1, wanted.replicas, wanted.timeout_ms)  # type: ignore[no-untyped-call]
@@ -252,6 +273,17 @@ class EventStore:
         elif int(acks) < wanted.replicas:
             raise DurabilityError(call.stream, f"replicas={wanted.replicas}", f"replicas={acks}")
         return result
+
+    def _shard_client(self, key: str) -> redis.Redis:
+        if isinstance(self.client, RedisCluster):
+            node = self.client.get_node_from_key(key)
+            return cast(redis.Redis, node.redis_connection)
+        return self.client
+
+    @property
+    def is_cluster(self) -> bool:
+        """Whether the store talks to a Redis Cluster."""
+        return isinstance(self.client, RedisCluster)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -381,7 +413,127 @@ class EventStore:
 
     # -- subscriptions, projections, live notifications (issue 3) -------------------------
 
+    def head(self) -> Checkpoint:
+        """The current end of every partition log; ``after=store.head()`` skips history."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for partition in range(self.partitions):
+                pipe.get(self.keys.position(partition))
+            positions = pipe.execute()
+        return Checkpoint(tuple(int(position or 0) for position in positions))
+
+    def checkpoint(self, after: After = None) -> Checkpoint:
+        """What ``after=`` accepts, as a ``Checkpoint`` of this store (``FROM_NOW`` = head)."""
+        if isinstance(after, str) and after.strip() == FROM_NOW:
+            return self.head()
+        return Checkpoint.coerce(after, self.partitions)
+
+    def read_all(
+        self,
+        after: After = None,
+        *,
+        event_types: Collection[str] | None = None,
+        aggregate_types: Collection[str] | None = None,
+        limit: int | None = None,
+        page_size: int = 1000,
+    ) -> Iterator[RecordedEvent]:
+        """Every event after ``after`` (``None``: from the beginning), then stop.
+
+        In order within each partition (pages of the partitions take turns); filters by
+        event type and aggregate type are applied to the log before events are fetched.
+        """
+        follower = LogFollower(
+            self.keys,
+            self.client,
+            self.checkpoint(after),
+            event_types=event_types,
+            aggregate_types=aggregate_types,
+            page_size=page_size,
+            live=False,
+        )
+        events = (event for page in follower.pages() for event in page.events)
+        return itertools.islice(events, limit) if limit is not None else events
+
+    def subscribe(
+        self,
+        after: After = None,
+        *,
+        event_types: Collection[str] | None = None,
+        aggregate_types: Collection[str] | None = None,
+        page_size: int = 500,
+        block_ms: int = 1000,
+        reconnect_for: float = 60.0,
+    ) -> CatchUpSubscription:
+        """A catch-up subscription: the events after ``after``, then new ones live.
+
+        ``after`` is a ``Checkpoint`` (or its string), a position with one partition,
+        ``None`` for the beginning or ``FROM_NOW`` for new events only. Use it in a
+        ``with`` block; see ``CatchUpSubscription``.
+        """
+        return CatchUpSubscription(
+            self,
+            self.checkpoint(after),
+            event_types=event_types,
+            aggregate_types=aggregate_types,
+            page_size=page_size,
+            block_ms=block_ms,
+            reconnect_for=reconnect_for,
+        )
+
+    def live(
+        self,
+        aggregate_types: Collection[str] | str | None = None,
+        *,
+        event_types: Collection[str] | str | None = None,
+        aggregate_ids: Collection[str] | str | None = None,
+        poll_seconds: float = 0.2,
+    ) -> LiveFeed:
+        """Live notifications (Pub/Sub hints, not delivery), subscribed when returned.
+
+        ``aggregate_types`` picks channels (``None``: every type in the namespace);
+        ``event_types`` and ``aggregate_ids`` filter on arrival.
+        """
+        selection = LiveSelection.of(aggregate_types, event_types, aggregate_ids)
+        return LiveFeed(self, selection, poll_seconds=poll_seconds)
+
+    def live_stats(self) -> LiveStats:
+        """Subscribers per live channel of the namespace right now (for ``stats``)."""
+        return live_stats(self.client, self.keys.live_pattern)
+
     # -- consumer groups (issue 4) --------------------------------------------------------
+
+    def consumer_group(self, name: str, *, start: Start = "beginning") -> ConsumerGroup:
+        """The consumer group ``name`` over every partition log, created if needed.
+
+        ``start="beginning"`` delivers the whole history, ``"end"`` only events appended
+        after the group was created. Creating an existing group adopts it as it is.
+        """
+        return ConsumerGroup(self, name, start=start)
+
+    def safe_trim_point(self, partition: int) -> int:
+        """The lowest position of ``partition`` still needed by a consumer group (pending
+        or undelivered) or a registered checkpoint: log entries below it may be trimmed."""
+        return self._trim_call(partition, trim=False, before=0).safe_point
+
+    def trim_log(self, partition: int | None = None, *, before: int = 0) -> list[TrimResult]:
+        """Delete log entries no group or registered checkpoint still needs (explicit only).
+
+        Trims every partition (or just ``partition``) up to its safe trim point, or up
+        to ``before`` if that is lower; never further. Aggregate streams are never
+        trimmed, so dead letters and ``read``/``load`` keep working.
+        """
+        partitions = range(self.partitions) if partition is None else [partition]
+        return [self._trim_call(p, trim=True, before=before) for p in partitions]
+
+    def _trim_call(self, partition: int, *, trim: bool, before: int) -> TrimResult:
+        if not 0 <= partition < self.partitions:
+            raise ValueError(f"partition {partition} is not in 0..{self.partitions - 1}")
+        keys = (
+            self.keys.log(partition),
+            self.keys.checkpoints(partition),
+            self.keys.position(partition),
+        )
+        reply = self._trim(keys=keys, args=("trim" if trim else "check", max(before, 0)))
+        return parse_trim_reply(partition, reply)
 
     # -- namespace ------------------------------------------------------------------------
 
@@ -403,10 +555,14 @@ class EventStore:
 
     def _check_durability(self) -> None:
         wanted = self.durability
-        if wanted.fsync and not self.server.has_waitaof and self.server.appendfsync != "always":
+        # without AOF there is nothing to fsync (and WAITAOF would fail after the write)
+        aof_off = self.server.appendonly == "no"
+        no_wait = not self.server.has_waitaof and self.server.appendfsync != "always"
+        if wanted.fsync and (aof_off or no_wait):
             raise ConfigurationError(
-                f"durability fsync=True needs WAITAOF (Redis 7.2+) or appendfsync always; "
-                f"server {self.server.version_text} has appendfsync={self.server.appendfsync}"
+                f"durability fsync=True needs appendonly yes and WAITAOF (Redis 7.2+) or "
+                f"appendfsync always; server {self.server.version_text} has "
+                f"appendonly={self.server.appendonly}, appendfsync={self.server.appendfsync}"
             )
 
 
@@ -415,7 +571,14 @@ def _log_id(position: int) -> str:
 
 
 def _client(url: str, **options: Any) -> redis.Redis:
+    """A client for ``url``; ``redis+cluster://`` (or ``rediss+cluster://``) is a cluster."""
     options.setdefault("socket_timeout", DEFAULT_SOCKET_TIMEOUT)
     options.setdefault("socket_connect_timeout", 5.0)
+    scheme, sep, rest = url.partition("://")
+    if scheme.endswith("+cluster"):
+        # RedisCluster has the same command methods and routes scripts by their first key;
+        # every script call's keys share one hash tag, so each goes to a single shard.
+        cluster = RedisCluster.from_url(f"{scheme.removesuffix('+cluster')}{sep}{rest}", **options)
+        return cast(redis.Redis, cluster)
     options.setdefault("health_check_interval", 15)
     return redis.Redis.from_url(url, **options)

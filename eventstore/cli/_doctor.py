@@ -1,0 +1,98 @@
+"""``doctor``: is this server fit to keep history? Each finding says what to change."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import click
+import redis
+from rich.console import Console
+from rich.markup import escape
+
+from eventstore._redis.server import server_info
+from eventstore.cli._diagnosis import REQUIRED_COMMANDS, Facts, Finding, diagnose
+from eventstore.cli._fetch import text
+from eventstore.cli._options import json_option, pass_state
+from eventstore.cli._state import CliState
+
+__all__ = ["COMMANDS", "gather_facts"]
+
+_PINGS = 20
+
+
+def _rdb_save(client: redis.Redis) -> str | None:
+    try:
+        reply: dict[Any, Any] = client.config_get("save")
+    except redis.ResponseError:
+        return None
+    return next((text(v) for k, v in reply.items() if text(k) == "save"), None)
+
+
+def _lua(client: redis.Redis) -> tuple[bool, str]:
+    try:
+        return int(client.eval("return 1", 0)) == 1, ""
+    except redis.ResponseError as exc:
+        return False, str(exc)
+
+
+def _missing_commands(client: redis.Redis) -> list[str]:
+    reply = client.execute_command("COMMAND", "INFO", *REQUIRED_COMMANDS)  # type: ignore[no-untyped-call]
+    found = reply if isinstance(reply, list) else list(reply.values())
+    # COMMAND INFO answers nil for a command the server does not have
+    return [name for name, entry in zip(REQUIRED_COMMANDS, found, strict=False) if not entry]
+
+
+def _latency(client: redis.Redis) -> dict[str, float]:
+    samples = []
+    for _ in range(_PINGS):
+        started = time.perf_counter()
+        client.ping()
+        samples.append((time.perf_counter() - started) * 1000)
+    return {"p50": round(statistics.median(samples), 3), "max": round(max(samples), 3)}
+
+
+def gather_facts(client: redis.Redis) -> Facts:
+    """Read everything ``doctor`` judges (tolerates CONFIG being disabled)."""
+    lua_ok, lua_error = _lua(client)
+    return Facts(
+        info=server_info(client),
+        rdb_save=_rdb_save(client),
+        lua_ok=lua_ok,
+        lua_error=lua_error,
+        missing_commands=_missing_commands(client),
+        latency_ms=_latency(client),
+    )
+
+
+_STYLE = {"ok": "green", "warning": "yellow", "error": "red"}
+
+
+def _render(console: Console, findings: list[Finding]) -> None:
+    for finding in findings:
+        style = _STYLE[finding.level]
+        advice = f" -> {escape(finding.advice)}" if finding.advice else ""
+        line = f"{finding.check}: {escape(finding.detail)}{advice}"
+        console.print(f"[{style}]{finding.level.upper():8}[/] {line}")
+
+
+@click.command()
+@json_option
+@pass_state
+def doctor(state: CliState) -> None:
+    """Check the server: version, persistence, eviction, stream settings, Lua, latency."""
+    facts = gather_facts(state.client())
+    findings = diagnose(facts)
+    errors = [f for f in findings if f.level == "error"]
+    data = {
+        "server": {"version": facts.info.version_text, "mode": facts.info.mode},
+        "ok": not errors,
+        "findings": [finding.as_json() for finding in findings],
+    }
+    state.out.result(data, lambda console: _render(console, findings))
+    if errors:
+        click.get_current_context().exit(1)
+
+
+COMMANDS: list[click.Command] = [doctor]

@@ -1,0 +1,98 @@
+"""The root ``eventstore`` command: global options, error reporting, the command list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from eventstore.cli import (
+    _aggregates,
+    _demo,
+    _doctor,
+    _groups,
+    _log,
+    _projections,
+    _snapshots,
+    _stats,
+    _verify,
+)
+from eventstore.cli._errors import describe
+from eventstore.cli._state import CliState
+
+__all__ = ["cli", "main"]
+
+
+class _RootGroup(click.Group):
+    """Turns every failure into one line and exit status 1 (tracebacks only with --debug)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; report a failure as one line and exit 1."""
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            state = ctx.find_object(CliState)
+            if state is None or state.debug:
+                raise
+            state.out.error(describe(exc, state.where, state.server), type(exc).__name__)
+            ctx.exit(1)
+
+
+@click.group(cls=_RootGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--url",
+    envvar="EVENTSTORE_URL",
+    default=None,
+    metavar="URL",
+    help="redis://, rediss:// or unix:// URL [env EVENTSTORE_URL; default: the embedded "
+    "server under ./.eventstore].",
+)
+@click.option(
+    "--namespace",
+    "-n",
+    envvar="EVENTSTORE_NAMESPACE",
+    default="es",
+    show_default=True,
+    help="Namespace of the store [env EVENTSTORE_NAMESPACE].",
+)
+@click.option(
+    "--app",
+    "apps",
+    multiple=True,
+    envvar="EVENTSTORE_APP",
+    metavar="MODULE[:ATTR]",
+    help="Import your domain code so its aggregates, events and projections are known "
+    "(repeatable) [env EVENTSTORE_APP].",
+)
+@click.option("--json", "json_mode", is_flag=True, help="JSON output on every command.")
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.version_option(package_name="redis-eventstore", prog_name="eventstore")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    *,
+    url: str | None,
+    namespace: str,
+    apps: tuple[str, ...],
+    json_mode: bool,
+    debug: bool,
+) -> None:
+    """Inspect, replay, verify and operate a redis-eventstore.
+
+    Exit status: 0 success, 1 failure (or problems found), 2 usage error.
+    """
+    ctx.obj = CliState(url or None, namespace, apps, json_mode, debug)
+
+
+def main() -> None:
+    """Console-script entry point (``eventstore``)."""
+    cli(prog_name="eventstore")
+
+
+for _module in (
+    _demo, _aggregates, _log, _snapshots, _projections, _groups, _verify, _stats, _doctor
+):  # fmt: skip
+    for _command in _module.COMMANDS:
+        cli.add_command(_command)

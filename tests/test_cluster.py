@@ -1,0 +1,71 @@
+"""The store on a 3-primary Redis Cluster: every script call stays in one slot."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from eventstore import Durability, EventStore, Repository
+from eventstore.testing import EventStoreContract, RedisClusterServers
+from tests.domain import Account
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def cluster_store(cluster: RedisClusterServers, namespace: str) -> Iterator[EventStore]:
+    cluster.flush()
+    with EventStore.from_url(cluster.url, namespace=namespace, partitions=6) as opened:
+        yield opened
+
+
+class TestClusterContract(EventStoreContract):
+    @pytest.fixture
+    def store(self, cluster_store: EventStore) -> EventStore:
+        return cluster_store
+
+
+def test_partitions_spread_over_shards(cluster_store: EventStore) -> None:
+    assert cluster_store.is_cluster
+    shards = {
+        cluster_store.client.get_node_from_key(cluster_store.keys.log(p)).name  # type: ignore[attr-defined]
+        for p in range(cluster_store.partitions)
+    }
+    assert len(shards) > 1
+
+
+def test_repository_round_trip_and_snapshots(cluster_store: EventStore) -> None:
+    accounts = Repository(cluster_store, Account, snapshot_every=3)
+    for i in range(12):
+        account = Account(id=f"acc-{i}")
+        account.open(f"owner {i}")
+        for amount in range(1, 5):
+            account.deposit(amount)
+        accounts.save(account)
+    for i in range(12):
+        loaded = accounts.get(f"acc-{i}")
+        assert (loaded.owner, loaded.balance, loaded.version) == (f"owner {i}", 10, 5)
+        snapshot = cluster_store.read_snapshot("Account", f"acc-{i}")
+        assert snapshot is not None
+        assert snapshot.version == 5
+
+
+def test_durability_wait_runs_on_the_shard_connection(
+    cluster: RedisClusterServers, namespace: str
+) -> None:
+    cluster.flush()
+    # no replicas in this cluster: WAIT 0 returns at once; the point is that the script and
+    # WAIT go through one shard connection (a cluster pipeline would refuse EVALSHA)
+    with EventStore.from_url(
+        cluster.url,
+        namespace=namespace,
+        partitions=3,
+        durability=Durability(replicas=0, fsync=False),
+    ) as store:
+        accounts = Repository(store, Account)
+        account = Account(id="durable")
+        account.open("x")
+        store.durability = Durability(replicas=0, timeout_ms=10)
+        assert accounts.save(account) is not None
+        assert accounts.get("durable").owner == "x"
