@@ -113,3 +113,14 @@ def test_fsync_is_accepted_with_appendfsync_always(binary: str | Path) -> None:
             assert reopened.version_of("Account", "acc-1") == 2
     finally:
         server.close()
+
+
+def test_durable_append_reloads_the_script_after_a_flush(primary: RedisServer) -> None:
+    """SCRIPT FLUSH (as after a restart): the durable path reloads the script, appends once."""
+    durability = Durability(replicas=0, timeout_ms=100)
+    with EventStore.from_url(primary.url, namespace="d", durability=durability) as store:
+        store.append("Account", "flushed", [Opened(owner="a")], 0)
+        store.client.script_flush()
+        result = store.append("Account", "flushed", [Deposited(amount=1)], 1)
+        assert result.first_version == 2
+        assert [e.version for e in store.read("Account", "flushed")] == [1, 2]

@@ -174,11 +174,7 @@ class EventStore:
         """Release connections (and stop an embedded server nobody else uses)."""
         self.client.close()
         if isinstance(self.client, RedisCluster):
-            # redis-py keeps the discovery connections of the startup nodes open after
-            # close(); they are ours to release
-            for node in self.client.nodes_manager.startup_nodes.values():
-                if node.redis_connection is not None:
-                    node.redis_connection.close()
+            _release_cluster_nodes(self.client)
         if self._embedded is not None:
             server, self._embedded = self._embedded, None
             server.shutdown_if_unused(self._client_name)
@@ -254,13 +250,13 @@ class EventStore:
         wanted = self.durability
         # WAIT/WAITAOF count what happened on *their* connection: the write must go first
         # on the same one. A cluster pipeline refuses EVALSHA, so use the shard's client.
-        with self._shard_client(call.stream).pipeline(transaction=False) as pipe:
-            self._append(keys=call.keys, args=call.args, client=pipe)
-            if wanted.fsync and self.server.has_waitaof:
-                pipe.execute_command("WAITAOF", 1, wanted.replicas, wanted.timeout_ms)  # type: ignore[no-untyped-call]
-            else:
-                pipe.execute_command("WAIT", wanted.replicas, wanted.timeout_ms)  # type: ignore[no-untyped-call]
-            reply, acks = pipe.execute()
+        shard = self._shard_client(call.stream)
+        reply, acks = self._evalsha_and_wait(shard, call)
+        if isinstance(reply, redis.exceptions.NoScriptError):  # the server lost its scripts
+            shard.script_load(self._append.script)
+            reply, acks = self._evalsha_and_wait(shard, call)
+        if isinstance(reply, Exception):
+            raise reply
         result = parse_append_reply(call, reply)
         if isinstance(acks, list):
             local, replicas = int(acks[0]), int(acks[1])
@@ -273,6 +269,19 @@ class EventStore:
         elif int(acks) < wanted.replicas:
             raise DurabilityError(call.stream, f"replicas={wanted.replicas}", f"replicas={acks}")
         return result
+
+    def _evalsha_and_wait(self, shard: redis.Redis, call: AppendCall) -> tuple[Any, Any]:
+        # EVALSHA sent directly: a Script object in a pipeline costs a SCRIPT EXISTS round
+        # trip on every execute. A re-send after NOSCRIPT is safe: nothing was written.
+        wanted = self.durability
+        with shard.pipeline(transaction=False) as pipe:
+            pipe.evalsha(self._append.sha, len(call.keys), *call.keys, *call.args)
+            if wanted.fsync and self.server.has_waitaof:
+                pipe.execute_command("WAITAOF", 1, wanted.replicas, wanted.timeout_ms)  # type: ignore[no-untyped-call]
+            else:
+                pipe.execute_command("WAIT", wanted.replicas, wanted.timeout_ms)  # type: ignore[no-untyped-call]
+            reply, acks = pipe.execute(raise_on_error=False)
+        return reply, acks
 
     def _shard_client(self, key: str) -> redis.Redis:
         if isinstance(self.client, RedisCluster):
@@ -564,6 +573,18 @@ class EventStore:
                 f"appendfsync always; server {self.server.version_text} has "
                 f"appendonly={self.server.appendonly}, appendfsync={self.server.appendfsync}"
             )
+
+
+def _release_cluster_nodes(client: RedisCluster) -> None:
+    # RedisCluster.close() leaves the pools of startup nodes, and of node objects replaced
+    # by a topology refresh, connected; they are ours to release
+    nodes = [
+        *client.nodes_manager.startup_nodes.values(),
+        *client.nodes_manager.nodes_cache.values(),
+    ]
+    for node in nodes:
+        if node.redis_connection is not None:
+            node.redis_connection.connection_pool.disconnect()
 
 
 def _log_id(position: int) -> str:
