@@ -130,26 +130,40 @@ def decode_fields(
     aggregate_type: str,
     aggregate_id: str,
     partition: int,
+    version: int | None = None,
 ) -> RecordedEvent:
-    """Decode one aggregate stream entry into a ``RecordedEvent``."""
-    version = version_of_id(entry_id)
-    event_type = _text(stream, version, fields, b"t")
-    schema = _int(stream, version, fields, b"s")
-    event = decode_event(
-        stream, version, event_type, schema, _required(stream, version, fields, b"d")
-    )
+    """Decode one aggregate stream entry into a ``RecordedEvent``.
+
+    ``version`` may be given when the caller already knows it (it skips parsing the id).
+    """
+    if version is None:
+        version = version_of_id(entry_id)
+    try:  # the common case, without per-field checks; a bad entry takes the checked path
+        event_type = fields[b"t"].decode()
+        schema = int(fields[b"s"])
+        data = fields[b"d"]
+        position = int(fields[b"p"])
+        event_id = fields[b"i"].decode()
+        timestamp_ms = int(fields[b"ts"])
+    except (KeyError, ValueError, UnicodeDecodeError):
+        event_type = _text(stream, version, fields, b"t")
+        schema = _int(stream, version, fields, b"s")
+        data = _required(stream, version, fields, b"d")
+        position = _int(stream, version, fields, b"p")
+        event_id = _text(stream, version, fields, b"i")
+        timestamp_ms = _int(stream, version, fields, b"ts")
     return RecordedEvent(
-        event=event,
+        event=decode_event(stream, version, event_type, schema, data),
         aggregate_type=aggregate_type,
         aggregate_id=aggregate_id,
         version=version,
-        position=_int(stream, version, fields, b"p"),
+        position=position,
         partition=partition,
-        event_id=_text(stream, version, fields, b"i"),
-        recorded_at=datetime.fromtimestamp(_int(stream, version, fields, b"ts") / 1000, tz=UTC),
+        event_id=event_id,
+        recorded_at=datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC),
         metadata=_metadata(stream, version, fields.get(b"m")),
-        correlation_id=_optional(fields.get(b"c")),
-        causation_id=_optional(fields.get(b"z")),
+        correlation_id=_optional(stream, version, b"c", fields.get(b"c")),
+        causation_id=_optional(stream, version, b"z", fields.get(b"z")),
         event_type=event_type,
         schema_version=schema,
     )
@@ -177,8 +191,13 @@ def _int(stream: str, version: int, fields: Fields, name: bytes) -> int:
         raise StoredDataError(stream, version, name.decode(), f"not an integer: {raw!r}") from exc
 
 
-def _optional(value: bytes | None) -> str | None:
-    return value.decode() if value else None
+def _optional(stream: str, version: int, name: bytes, value: bytes | None) -> str | None:
+    if not value:
+        return None
+    try:
+        return value.decode()
+    except UnicodeDecodeError as exc:
+        raise StoredDataError(stream, version, name.decode(), "not UTF-8") from exc
 
 
 def _metadata(stream: str, version: int, raw: bytes | None) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import attrs
 
 from eventstore._core.codec import decode_fields, version_of_id
 from eventstore._core.errors import StoredDataError
-from eventstore._core.keys import KeySchema
+from eventstore._core.keys import AggregateKey, KeySchema
 from eventstore._core.records import RecordedEvent
 
 __all__ = ["LogPage", "Pointer", "ResolveCall", "parse_pointers", "resolve_call", "parse_resolved"]
@@ -72,6 +72,7 @@ def parse_pointers(
     """Parse log entries into pointers, keeping those that pass the filters."""
     pointers = []
     log_key = schema.log(partition)
+    streams: dict[str, AggregateKey | None] = {}  # a page points into few streams
     for entry_id, raw in entries:
         fields = _fields(raw)
         position = version_of_id(entry_id)
@@ -87,7 +88,9 @@ def parse_pointers(
             continue
         if aggregate_types is not None and aggregate_type not in aggregate_types:
             continue
-        parsed = schema.parse_stream(stream)
+        parsed = streams.get(stream)
+        if parsed is None:
+            parsed = streams[stream] = schema.parse_stream(stream)
         if parsed is None:
             raise StoredDataError(
                 log_key, position, "k", f"not an aggregate stream key: {stream!r}"
@@ -131,23 +134,31 @@ def parse_resolved(call: ResolveCall, reply: Sequence[Any]) -> list[RecordedEven
     """Decode the resolved events; a pointer to a missing event is a ``StoredDataError``."""
     events = []
     for run, entries in zip(call.runs, reply, strict=True):
-        by_version = {version_of_id(entry_id): fields for entry_id, fields in entries}
-        for pointer in run:
-            fields = by_version.get(pointer.version)
-            if fields is None:
-                raise StoredDataError(
-                    pointer.stream,
-                    pointer.version,
-                    "id",
-                    f"log position {pointer.position} points at a missing event",
-                )
+        if len(entries) != len(run):
+            _raise_missing(run, entries)
+        for pointer, (entry_id, fields) in zip(run, entries, strict=True):
+            if entry_id != b"0-%d" % pointer.version:
+                _raise_missing(run, entries)
             recorded = decode_fields(
                 pointer.stream,
-                f"0-{pointer.version}".encode(),
+                entry_id,
                 _fields(fields),
                 aggregate_type=pointer.aggregate_type,
                 aggregate_id=pointer.aggregate_id,
                 partition=pointer.partition,
+                version=pointer.version,
             )
             events.append(recorded)
     return events
+
+
+def _raise_missing(run: Sequence[Pointer], entries: Sequence[Any]) -> None:
+    found = {version_of_id(entry_id) for entry_id, _ in entries}
+    for pointer in run:
+        if pointer.version not in found:
+            raise StoredDataError(
+                pointer.stream,
+                pointer.version,
+                "id",
+                f"log position {pointer.position} points at a missing event",
+            )
