@@ -18,7 +18,7 @@ from eventstore.examples.bank import Account
 from eventstore.testing import RedisServer
 from tests.cli_helpers import run, run_json
 
-FINDING_KEYS = {"level", "check", "detail", "advice"}
+FINDING_KEYS = {"level", "check", "detail", "advice", "node"}
 
 
 @pytest.fixture(scope="module", params=["redis7", "redis62"])
@@ -42,6 +42,7 @@ def test_doctor_on_a_well_configured_server(careful_server: RedisServer) -> None
     assert all(set(f) == FINDING_KEYS for f in data["findings"])
     assert checks["stream-node-max-bytes"] == {
         "level": "ok", "check": "stream-node-max-bytes", "detail": "512 bytes", "advice": "",
+        "node": None,
     }  # fmt: skip
     assert checks["lua"]["level"] == checks["commands"]["level"] == "ok"
     assert checks["persistence"]["detail"] == "AOF on, appendfsync everysec"

@@ -14,7 +14,7 @@ from rich.console import Console
 from eventstore import AggregateNotFound, KeySchema, Snapshot, UnknownEventType
 from eventstore._redis.server import ServerInfo
 from eventstore.cli._checks import check_ids, check_snapshot, classify_key
-from eventstore.cli._diagnosis import Facts, diagnose
+from eventstore.cli._diagnosis import Facts, NodeFacts, diagnose
 from eventstore.cli._errors import CliError, describe
 from eventstore.cli._output import Output
 from eventstore.cli._state import redact
@@ -42,6 +42,7 @@ def test_every_key_the_schema_makes_is_classified(
         keys.checkpoints(part), keys.index(part, aggregate_type),
         keys.dead_letters(part, aggregate_type), keys.retry(part, aggregate_type),
         keys.read_model(aggregate_type, 2, "by-email"), keys.projection_lease(aggregate_type, 3),
+        keys.projection_error(aggregate_type, 4),
     ):  # fmt: skip
         assert classify_key(keys, key) is not None, key
     assert classify_key(keys, f"{keys.tag(part)}:junk") is None
@@ -121,14 +122,17 @@ def test_check_snapshot_compares_with_the_replay() -> None:
     assert beyond.kind == "snapshot-beyond-stream"
 
 
-def _facts(**info: object) -> Facts:
+def _node(name: str = "", **info: object) -> NodeFacts:
     base = {
         "version": (7, 0, 15), "mode": "standalone", "maxmemory_policy": "noeviction",
         "appendonly": "yes", "appendfsync": "everysec", "stream_node_max_bytes": 512,
     }  # fmt: skip
+    return NodeFacts(name, ServerInfo(**{**base, **info}), rdb_save="")  # type: ignore[arg-type]
+
+
+def _facts(*nodes: NodeFacts, **info: object) -> Facts:
     return Facts(
-        info=ServerInfo(**{**base, **info}),  # type: ignore[arg-type]
-        rdb_save="",
+        nodes=nodes or (_node("", **info),),
         lua_ok=True,
         lua_error="",
         missing_commands=(),
@@ -154,6 +158,21 @@ def test_diagnosis(info: dict[str, object], check: str, level: str) -> None:
     (finding,) = [f for f in diagnose(_facts(**info)) if f.check == check]
     assert finding.level == level
     assert (finding.advice != "") == (level != "ok")
+
+
+def test_diagnosis_judges_every_node_of_a_cluster() -> None:
+    nodes = [_node("h:1", mode="cluster"), _node("h:2", mode="cluster", appendonly="no"),
+             _node("h:3", mode="cluster", maxmemory_policy="allkeys-lru")]  # fmt: skip
+    findings = diagnose(_facts(*nodes))
+    per_node = {(f.check, f.node): f.level for f in findings if f.node}
+    for check in ("server", "persistence", "maxmemory-policy", "stream-node-max-bytes"):
+        assert [node for c, node in per_node if c == check] == ["h:1", "h:2", "h:3"]
+    assert [per_node["persistence", n] for n in ("h:1", "h:2", "h:3")] == ["ok", "error", "ok"]
+    assert [per_node["maxmemory-policy", n] for n in ("h:1", "h:2", "h:3")] == [
+        "ok", "ok", "error",
+    ]  # fmt: skip
+    assert {f.check for f in findings if not f.node} == {"lua", "commands", "latency"}
+    assert all(f.as_json()["node"] is None for f in diagnose(_facts()))
 
 
 def test_describe_gives_what_where_and_what_to_do() -> None:

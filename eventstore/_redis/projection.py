@@ -24,7 +24,9 @@ runners never both apply an event.
 
 A handler that raises stops the projection with a ``ProjectionError`` naming the event;
 the writes of the events before it are committed with their checkpoint, the failed event
-is not skipped. Blue/green: run ``version=2`` next to version 1 (its keys and checkpoint
+is not skipped. The failure is also recorded in Redis (``last_error()``, read by
+``eventstore projections status`` from any process) until a commit takes the projection
+past the failed event. Blue/green: run ``version=2`` next to version 1 (its keys and checkpoint
 are its own), ``promote()`` it once caught up, then ``retire()`` version 1.
 """
 
@@ -36,7 +38,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
 import attrs
 import redis
@@ -45,9 +47,12 @@ from redis.cluster import RedisCluster
 
 from aggregates import DomainEvent
 from eventstore._core.checkpoint import Checkpoint
+from eventstore._core.codec import now_ms
 from eventstore._core.errors import ConfigurationError, ProjectionError, ProjectionTakenOver
+from eventstore._core.groups import describe_error
 from eventstore._core.keys import validate_name
 from eventstore._core.log import LogPage
+from eventstore._core.projections import ProjectionFailure, failure_fields, parse_failure
 from eventstore._core.records import RecordedEvent
 from eventstore._redis.connections import close_dedicated, dedicated_client
 from eventstore._redis.follower import RETRYABLE, LogFollower
@@ -155,6 +160,7 @@ class Projection:
         self._committed = Checkpoint.start(store.partitions)
         self._thread: threading.Thread | None = None
         self._token, self._leased = "", False
+        self._failed: tuple[int, int] | None = None  # (partition, position) of last_error
 
     # -- declaring ------------------------------------------------------------------------
 
@@ -191,6 +197,21 @@ class Projection:
             stored = pipe.execute()
         return Checkpoint(tuple(int(position or 0) for position in stored))
 
+    @property
+    def error_key(self) -> str:
+        """The hash recording this version's last failure (see ``last_error``)."""
+        return self.store.keys.projection_error(self.name, self.version)
+
+    def last_error(self) -> ProjectionFailure | None:
+        """Why this version last stopped, read from Redis; ``None`` if it is past it.
+
+        Any process sees it: a runner records it when a handler (or a read model write)
+        fails, and deletes it in the commit that takes the checkpoint past the failed
+        event, or when the version is retired.
+        """
+        fields = cast(dict[bytes, bytes], self.store.client.hgetall(self.error_key))
+        return parse_failure(self.error_key, self.name, self.version, fields)
+
     def active_version(self) -> int | None:
         """The version promoted to serve reads, if any."""
         raw = self.store.client.hget(self.store.keys.projections, self.name)
@@ -206,7 +227,10 @@ class Projection:
         self.store.client.hset(self.store.keys.projections, self.name, self.version)
 
     def retire(self) -> int:
-        """Delete this (not promoted) version's model keys and checkpoint; keys deleted."""
+        """Delete this (not promoted) version's model keys, checkpoint and last error.
+
+        Returns how many model keys were deleted.
+        """
         if self.active_version() == self.version:
             raise ConfigurationError(
                 f"projection {self.name!r} version {self.version} serves reads: "
@@ -218,6 +242,7 @@ class Projection:
         for partition in range(keys.partitions):
             client.hdel(keys.checkpoints(partition), self.checkpoint_field)
         client.delete(self.lease_key)  # a runner still applying this version stops
+        client.delete(self.error_key)
         return deleted
 
     # -- running --------------------------------------------------------------------------
@@ -303,6 +328,7 @@ class Projection:
         try:
             self._take_lease()
             self._set_committed(self.checkpoint())
+            self._load_failure()
             follower = LogFollower(
                 self.store.keys,
                 client,
@@ -334,6 +360,16 @@ class Projection:
         elif self.store.client.get(self.lease_key) != self._token.encode():
             raise ProjectionTakenOver(self.name, self.version, self.lease_key)
 
+    def _load_failure(self) -> None:
+        failure = self.last_error()
+        if failure is None:
+            self._failed = None
+        elif self._committed.position(failure.partition) >= failure.position:
+            self.store.client.delete(self.error_key)  # passed meanwhile (e.g. moved by hand)
+            self._failed = None
+        else:
+            self._failed = (failure.partition, failure.position)
+
     # -- applying a page ------------------------------------------------------------------
 
     def _apply(self, page: LogPage) -> None:
@@ -356,7 +392,7 @@ class Projection:
             del batch.pipe.command_stack[context._mark :]
             batch.marks.pop()
             self._commit(batch, batch.handled)
-            raise self._error(record, f"handler raised {exc!r}") from exc
+            raise self._fail(record, f"handler raised {exc!r}", exc) from exc
         batch.handled = record.position
 
     def _commit(self, batch: _Batch, position: int) -> None:
@@ -373,10 +409,15 @@ class Projection:
             for args, options in queued:
                 tx.execute_command(*args, **options)  # type: ignore[no-untyped-call]
             tx.hset(self.store.keys.checkpoints(batch.partition), self.checkpoint_field, position)
+            passes = self._passes_failure(batch.partition, position)
+            if passes:
+                tx.delete(self.error_key)  # with the checkpoint that gets past the failure
             results = self._execute(tx, batch)
         failed = next((i for i, r in enumerate(results) if isinstance(r, Exception)), None)
         if failed is not None:
             self._rewind_after_failed_exec(batch, failed, results[failed])
+        if passes:
+            self._failed = None
         batch.committed, batch.marks = position, []
         self._set_committed(self._committed.advance(batch.partition, position))
 
@@ -386,7 +427,7 @@ class Projection:
         except redis.WatchError as exc:
             raise ProjectionTakenOver(self.name, self.version, self.lease_key) from exc
         except redis.ResponseError as exc:  # refused while queuing: EXEC applied nothing
-            raise self._error(_failed_record(batch, _command_index(exc)), str(exc)) from exc
+            raise self._fail(_failed_record(batch, _command_index(exc)), str(exc), exc) from exc
 
     def _rewind_after_failed_exec(self, batch: _Batch, index: int, exc: Exception) -> None:
         # EXEC does not roll back: the other commands were applied. Put the checkpoint back
@@ -396,12 +437,35 @@ class Projection:
         keys = self.store.keys
         before = max(batch.committed, record.position - 1)
         self.store.client.hset(keys.checkpoints(batch.partition), self.checkpoint_field, before)
-        raise self._error(record, f"Redis refused a read model write: {exc}") from exc
+        raise self._fail(record, f"Redis refused a read model write: {exc}", exc) from exc
 
     def _set_committed(self, checkpoint: Checkpoint) -> None:
         with self._progress:
             self._committed = checkpoint
             self._progress.notify_all()
+
+    def _passes_failure(self, partition: int, position: int) -> bool:
+        if self._failed is None:
+            return False
+        failed_partition, failed_position = self._failed
+        return partition == failed_partition and position >= failed_position
+
+    def _fail(self, record: RecordedEvent, reason: str, cause: Exception) -> ProjectionError:
+        """The error to raise, once recorded in Redis for other processes to see."""
+        error = self._error(record, reason)
+        fields: dict[Any, Any] = failure_fields(error, describe_error(cause), now_ms())
+        try:
+            with self.store.client.pipeline(transaction=True) as tx:
+                tx.delete(self.error_key)
+                tx.hset(self.error_key, mapping=fields)
+                # failed on its first event, a version has no checkpoint yet: register it at
+                # 0, so status and list show it (and log trims keep what it still needs)
+                tx.hsetnx(self.store.keys.checkpoints(record.partition), self.checkpoint_field, 0)
+                tx.execute()
+        except redis.RedisError as exc:  # the raised error still names the event
+            error.add_note(f"recording it in {self.error_key} failed too: {exc!r}")
+        self._failed = (record.partition, record.position)
+        return error
 
     def _error(self, record: RecordedEvent, reason: str) -> ProjectionError:
         stream = self.store.keys.stream(record.aggregate_type, record.aggregate_id)

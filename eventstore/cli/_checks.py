@@ -207,7 +207,9 @@ def check_snapshot(
 _PARTITION_KINDS = {"log", "pos", "types", "ckpt"}
 _PARTITION_PREFIXES = ("ix:", "dlq:", "retry:")
 # namespace-level keys of a projection version: <ns>:<prefix>:<name>:v<version>[...]
-_NAMESPACE_PREFIXES = {"rm": "read-model", "lease": "projection-lease"}
+_NAMESPACE_PREFIXES = {
+    "rm": "read-model", "lease": "projection-lease", "error": "projection-error",
+}  # fmt: skip
 
 
 def classify_key(schema: KeySchema, key: str) -> KeyKind | None:

@@ -1,18 +1,20 @@
 """``doctor`` findings as pure functions of facts read from the server.
 
 Each finding has a level (``ok``, ``warning``, ``error``), what was checked, what was
-found, and what to change.
+found, and what to change. On a cluster the server settings (version, persistence,
+eviction, stream node size) are judged on every primary, each finding naming its node:
+one careless shard is enough to lose history.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import attrs
 
 from eventstore._redis.server import ServerInfo
 
-__all__ = ["REQUIRED_COMMANDS", "Facts", "Finding", "diagnose"]
+__all__ = ["REQUIRED_COMMANDS", "Facts", "Finding", "NodeFacts", "diagnose"]
 
 # the store's scripts and readers need these; XAUTOCLAIM arrived in 6.2
 REQUIRED_COMMANDS = (
@@ -24,11 +26,22 @@ SLOW_ROUND_TRIP_MS = 5.0
 
 
 @attrs.frozen
-class Facts:
-    """What ``doctor`` read from the server."""
+class NodeFacts:
+    """What ``doctor`` read from one server: ``node`` is its ``host:port`` on a cluster.
 
+    ``node`` is empty for a standalone server (there is only one).
+    """
+
+    node: str
     info: ServerInfo
     rdb_save: str | None
+
+
+@attrs.frozen
+class Facts:
+    """What ``doctor`` read: each server (every primary of a cluster), then the client's view."""
+
+    nodes: Sequence[NodeFacts]
     lua_ok: bool
     lua_error: str
     missing_commands: Sequence[str]
@@ -43,11 +56,12 @@ class Finding:
     check: str
     detail: str
     advice: str = ""
+    node: str = ""
 
-    def as_json(self) -> dict[str, str]:
-        """The documented ``{"level", "check", "detail", "advice"}`` shape."""
+    def as_json(self) -> dict[str, str | None]:
+        """The documented ``{"level", "check", "detail", "advice", "node"}`` shape."""
         return {"level": self.level, "check": self.check, "detail": self.detail,
-                "advice": self.advice}  # fmt: skip
+                "advice": self.advice, "node": self.node or None}  # fmt: skip
 
 
 def _version(info: ServerInfo) -> Finding:
@@ -160,14 +174,17 @@ def _latency(latency_ms: Mapping[str, float]) -> Finding:
     return Finding("ok", "latency", detail)
 
 
+def _per_node(facts: Facts) -> list[Finding]:
+    """The server checks of every node, grouped by check (each node in the same order)."""
+    checks: list[Callable[[NodeFacts], Finding]] = [
+        lambda n: _version(n.info),
+        lambda n: _persistence(n.info, n.rdb_save),
+        lambda n: _eviction(n.info),
+        lambda n: _node_size(n.info),
+    ]
+    return [attrs.evolve(check(n), node=n.node) for check in checks for n in facts.nodes]
+
+
 def diagnose(facts: Facts) -> list[Finding]:
     """Every finding, in the order people should read them."""
-    info = facts.info
-    return [
-        _version(info),
-        _persistence(info, facts.rdb_save),
-        _eviction(info),
-        _node_size(info),
-        *_scripting(facts),
-        _latency(facts.latency_ms),
-    ]
+    return [*_per_node(facts), *_scripting(facts), _latency(facts.latency_ms)]

@@ -1,4 +1,8 @@
-"""``doctor``: is this server fit to keep history? Each finding says what to change."""
+"""``doctor``: is this server fit to keep history? Each finding says what to change.
+
+On a cluster every primary is asked for its settings (INFO and CONFIG GET go to one
+node through a cluster client); Lua, commands and latency are tried through the client.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,8 @@ import redis
 from rich.console import Console
 from rich.markup import escape
 
-from eventstore._redis.server import server_info
-from eventstore.cli._diagnosis import REQUIRED_COMMANDS, Facts, Finding, diagnose
+from eventstore._redis.server import node_clients, server_info
+from eventstore.cli._diagnosis import REQUIRED_COMMANDS, Facts, Finding, NodeFacts, diagnose
 from eventstore.cli._fetch import text
 from eventstore.cli._options import json_option, pass_state
 from eventstore.cli._state import CliState
@@ -53,12 +57,16 @@ def _latency(client: redis.Redis) -> dict[str, float]:
     return {"p50": round(statistics.median(samples), 3), "max": round(max(samples), 3)}
 
 
+def _nodes(client: redis.Redis) -> list[NodeFacts]:
+    with node_clients(client) as nodes:
+        return [NodeFacts(name, server_info(node), _rdb_save(node)) for name, node in nodes.items()]
+
+
 def gather_facts(client: redis.Redis) -> Facts:
     """Read everything ``doctor`` judges (tolerates CONFIG being disabled)."""
     lua_ok, lua_error = _lua(client)
     return Facts(
-        info=server_info(client),
-        rdb_save=_rdb_save(client),
+        nodes=_nodes(client),
         lua_ok=lua_ok,
         lua_error=lua_error,
         missing_commands=_missing_commands(client),
@@ -73,8 +81,16 @@ def _render(console: Console, findings: list[Finding]) -> None:
     for finding in findings:
         style = _STYLE[finding.level]
         advice = f" -> {escape(finding.advice)}" if finding.advice else ""
-        line = f"{finding.check}: {escape(finding.detail)}{advice}"
+        where = f" on {finding.node}" if finding.node else ""
+        line = f"{finding.check}{where}: {escape(finding.detail)}{advice}"
         console.print(f"[{style}]{finding.level.upper():8}[/] {line}")
+
+
+def _server_json(facts: Facts) -> dict[str, Any]:
+    # a cluster is as capable as its oldest primary
+    oldest = min((n.info for n in facts.nodes), key=lambda info: info.version)
+    nodes = [{"node": n.node or None, "version": n.info.version_text} for n in facts.nodes]
+    return {"version": oldest.version_text, "mode": oldest.mode, "nodes": nodes}
 
 
 @click.command()
@@ -86,7 +102,7 @@ def doctor(state: CliState) -> None:
     findings = diagnose(facts)
     errors = [f for f in findings if f.level == "error"]
     data = {
-        "server": {"version": facts.info.version_text, "mode": facts.info.mode},
+        "server": _server_json(facts),
         "ok": not errors,
         "findings": [finding.as_json() for finding in findings],
     }

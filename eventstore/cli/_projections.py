@@ -1,9 +1,10 @@
 """``projections list | status | rebuild``: where each projection is, and rebuilding one.
 
 What ``list`` and ``status`` show is read from Redis alone (checkpoints in the
-``{ns:pN}:ckpt`` hashes, the promoted version in ``<ns>:projections``), so they need no
-``--app``. ``rebuild`` runs the handlers, so it needs the projection's definition: the
-``eventstore_projections(store)`` factory of an ``--app`` module.
+``{ns:pN}:ckpt`` hashes, the promoted version in ``<ns>:projections``, the last failure
+in ``<ns>:error:<name>:v<version>``), so they need no ``--app``. ``rebuild`` runs the
+handlers, so it needs the projection's definition: the ``eventstore_projections(store)``
+factory of an ``--app`` module.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ import attrs
 import click
 from rich.console import Console
 
+from eventstore._core.projections import ProjectionFailure, parse_failure
 from eventstore._redis.projection import Projection
 from eventstore._redis.store import EventStore
 from eventstore.cli._errors import CliError
 from eventstore.cli._fetch import text
 from eventstore.cli._options import json_option, pass_state
 from eventstore.cli._output import make_table
+from eventstore.cli._shapes import failure_json
 from eventstore.cli._state import CliState
 
 __all__ = ["COMMANDS", "ProjectionState", "projection_states"]
@@ -39,6 +42,7 @@ class ProjectionState:
     active: bool
     positions: tuple[int, ...]
     heads: tuple[int, ...]
+    last_error: ProjectionFailure | None = None
 
     @property
     def lag(self) -> int:
@@ -53,6 +57,7 @@ class ProjectionState:
             "active": self.active,
             "lag": self.lag,
             "caught_up": self.lag == 0,
+            "last_error": failure_json(self.last_error),
             "partitions": [
                 {"partition": p, "position": pos, "head": head, "lag": max(head - pos, 0)}
                 for p, (pos, head) in enumerate(zip(self.positions, self.heads, strict=True))
@@ -83,10 +88,29 @@ def projection_states(store: EventStore) -> list[ProjectionState]:
             parsed = _parse_field(text(field))
             if parsed is not None:
                 found.setdefault(parsed, [0] * store.partitions)[partition] = int(value)
+    failures = _failures(store, sorted(found))
     return [
-        ProjectionState(name, version, active.get(name) == version, tuple(pos), tuple(heads))
+        ProjectionState(
+            name, version, active.get(name) == version, tuple(pos), tuple(heads),
+            failures[name, version],
+        )
         for (name, version), pos in sorted(found.items())
-    ]
+    ]  # fmt: skip
+
+
+def _failures(
+    store: EventStore, versions: list[tuple[str, int]]
+) -> dict[tuple[str, int], ProjectionFailure | None]:
+    """The last failure recorded for each projection version (one round trip)."""
+    keys = [store.keys.projection_error(name, version) for name, version in versions]
+    with store.client.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.hgetall(key)
+        replies = pipe.execute()
+    return {
+        (name, version): parse_failure(key, name, version, cast(dict[bytes, bytes], fields))
+        for (name, version), key, fields in zip(versions, keys, replies, strict=True)
+    }
 
 
 @click.group()
@@ -96,12 +120,15 @@ def projections() -> None:
 
 def _rows(states: list[ProjectionState]) -> list[tuple[Any, ...]]:
     return [
-        (s.name, s.version, "yes" if s.active else "", list(s.positions), s.lag, s.lag == 0)
+        (
+            s.name, s.version, "yes" if s.active else "", list(s.positions), s.lag, s.lag == 0,
+            "" if s.last_error is None else str(s.last_error),
+        )
         for s in states
-    ]
+    ]  # fmt: skip
 
 
-_COLUMNS = ("projection", "version", "active", "positions", "lag", "caught up")
+_COLUMNS = ("projection", "version", "active", "positions", "lag", "caught up", "last error")
 
 
 @projections.command("list")
@@ -188,7 +215,7 @@ def _prepare(store: EventStore, projection: Projection, version: int | None) -> 
         )
     # the definition's handlers under the chosen version: its keys and checkpoint follow it
     projection.version = version
-    if projection.checkpoint().total > 0:
+    if projection.checkpoint().total > 0 or projection.last_error() is not None:
         projection.retire()  # a build left half done and never promoted: start from zero
     return serving
 

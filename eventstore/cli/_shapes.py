@@ -9,9 +9,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from eventstore._core.projections import ProjectionFailure
 from eventstore._core.records import RecordedEvent, Snapshot
 
-__all__ = ["event_json", "event_row", "iso_ms", "snapshot_json"]
+__all__ = ["event_json", "event_row", "failure_json", "iso_ms", "snapshot_json"]
 
 
 def iso_ms(ms: int) -> str | None:
@@ -60,4 +61,19 @@ def snapshot_json(snapshot: Snapshot | None, current_fingerprint: str | None) ->
         "fingerprint": snapshot.fingerprint,
         "usable": usable,
         "taken_at": iso_ms(snapshot.taken_at_ms),
+    }
+
+
+def failure_json(failure: ProjectionFailure | None) -> dict[str, Any] | None:
+    """A projection's last failure: the error and the event it stopped at (or ``None``)."""
+    if failure is None:
+        return None
+    return {
+        "error": {"type": failure.error.type, "message": failure.error.message},
+        "event_type": failure.event_type,
+        "stream": failure.stream,
+        "version": failure.version,
+        "partition": failure.partition,
+        "position": failure.position,
+        "failed_at": failure.failed_at.isoformat(timespec="milliseconds"),
     }
