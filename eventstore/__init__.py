@@ -31,7 +31,8 @@ from eventstore._core.errors import (
 from eventstore._core.expected import ExpectedVersion
 from eventstore._core.groups import DeadLetter, ErrorInfo, PartitionStatus, TrimResult
 from eventstore._core.keys import KeySchema
-from eventstore._core.notifications import LiveNotification, LiveStats
+from eventstore._core.notifications import LiveChannels, LiveNotification, LiveStats
+from eventstore._core.projections import ProjectionFailure
 from eventstore._core.records import AppendResult, NewEvent, RecordedEvent, Snapshot
 from eventstore._redis.groups import ConsumerGroup
 from eventstore._redis.live import LiveFeed
@@ -77,7 +78,9 @@ __all__ = [
     "CatchUpSubscription",
     "Projection",
     "ProjectionContext",
+    "ProjectionFailure",
     "LiveFeed",
+    "LiveChannels",
     "LiveNotification",
     "LiveStats",
     "ProjectionError",

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from aggregates import DomainEvent
+from eventstore import ErrorInfo, ProjectionFailure
 from tests.domain import Deposited, Opened, Tagged, Withdrawn
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "amounts",
     "batches",
     "json_objects",
+    "projection_failures",
     "rich_events",
     "writer_plans",
 ]
@@ -115,3 +117,28 @@ account_commands = st.lists(
 
 writer_plans = st.lists(account_commands, min_size=2, max_size=4)
 """Several concurrent writers, each with its own deposits on shared aggregates."""
+
+# -- projections --------------------------------------------------------------------------
+
+_names = st.from_regex(r"[A-Za-z0-9_.\-]{1,12}", fullmatch=True)
+_naturals = st.integers(min_value=0, max_value=2**53)
+_millis = st.integers(min_value=0, max_value=7_258_118_400_000)  # 1970..2200
+
+projection_failures = st.builds(
+    ProjectionFailure,
+    projection=_names,
+    projection_version=st.integers(min_value=1, max_value=1_000),
+    error=st.builds(ErrorInfo, type=_names, message=texts, traceback=texts),
+    event_type=_names,
+    stream=texts,
+    version=_naturals,
+    partition=st.integers(min_value=0, max_value=1_023),
+    position=_naturals,
+    failed_at=_millis.map(lambda ms: datetime.fromtimestamp(ms / 1000, tz=UTC)),
+)
+"""A projection's last failure as ``Projection.last_error`` returns it (ms precision)."""
+
+# -- live notifications -------------------------------------------------------------------
+
+names = _names
+"""Namespace, aggregate type and group names, as ``validate_name`` accepts them."""

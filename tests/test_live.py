@@ -10,9 +10,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from eventstore import EventStore, LiveFeed, LiveNotification, StoredDataError
-from eventstore._core.notifications import LiveSelection, parse_notification
+from eventstore import EventStore, InvalidEvent, LiveFeed, LiveNotification, StoredDataError
+from eventstore._core.codec import encode_batch
+from eventstore._core.keys import KeySchema
+from eventstore._core.notifications import (
+    LiveChannels,
+    LiveSelection,
+    LiveStats,
+    parse_notification,
+)
+from eventstore._core.scripts import append_call, parse_append_reply
 from tests.domain import Deposited, Opened, Withdrawn
+from tests.strategies import names
 
 
 def _next(feed: LiveFeed, timeout: float = 5) -> LiveNotification:
@@ -129,3 +138,49 @@ def test_feed_resubscribes_after_its_connection_is_killed(store: EventStore) -> 
         reader.join()
     assert arrived
     assert arrived[0].aggregate_id == "a1"
+
+
+def test_a_standalone_server_keeps_classic_channels(store: EventStore) -> None:
+    assert not store.live_channels.sharded  # 6.2 and 7.x alike: PUBLISH / SUBSCRIBE
+    assert store.live_channels.publish_command == "PUBLISH"
+    with store.live("Account"):
+        assert store.live_stats().by_type == {"Account": 1}
+
+
+def test_the_script_refuses_an_unknown_publish_command(store: EventStore) -> None:
+    stream = store.keys.stream("Account", "a1")
+    events = encode_batch(stream, [Opened(owner="x")])
+    call = append_call(store.keys, "Account", "a1", events, 0, channel="c", publish="FLUSHALL")
+    with pytest.raises(InvalidEvent, match="publish"):
+        parse_append_reply(call, store._append(keys=call.keys, args=call.args))
+    assert store.version_of("Account", "a1") == 0
+
+
+@given(names, st.integers(1, 64), names, st.text(min_size=1, max_size=12))
+def test_sharded_channels_sit_in_the_slot_of_their_partition(
+    namespace: str, partitions: int, aggregate_type: str, aggregate_id: str
+) -> None:
+    keys = KeySchema(namespace, partitions)
+    sharded, classic = LiveChannels(keys, sharded=True), LiveChannels(keys)
+    channel = sharded.for_append(aggregate_type, aggregate_id)
+    partition = keys.partition_of(aggregate_id)
+    assert channel.startswith(keys.tag(partition))  # same hash tag as the script's keys
+    assert sharded.publish_command == "SPUBLISH"
+    assert channel in sharded.for_types([aggregate_type])
+    assert len(sharded.for_types([aggregate_type])) == partitions
+    assert classic.for_types([aggregate_type]) == [classic.for_append(aggregate_type, "x")]
+    assert keys.live_channel_type(channel) == aggregate_type
+    assert keys.live_channel_type(keys.live_channel(aggregate_type)) == aggregate_type
+    assert keys.live_channel_type(keys.log(partition)) is None
+    assert KeySchema(f"{namespace}x").live_channel_type(channel) is None
+    assert keys.live_channel_type(f"{keys.tag(partition)[:-1]}1") is None  # no "}:live:"
+
+
+def test_stats_count_a_type_once_across_its_partition_channels() -> None:
+    keys = KeySchema("ns", 3)
+    counts = {keys.live_shard_channel(p, "Account"): 2 for p in range(3)}
+    counts[keys.live_shard_channel(1, "Wallet")] = 1
+    counts["other:live:Account"] = 5
+    stats = LiveStats.of(keys, counts, 0, sharded=True)
+    assert stats.by_type == {"Account": 2, "Wallet": 1}
+    assert stats.total == 12

@@ -2,6 +2,7 @@
 
 One XREAD cannot wait on logs in several slots, so there the subscription polls every
 partition log from its cursor and sleeps until a notification (or ``block_ms``) wakes it.
+On this Redis 7 cluster the hints are sharded (SSUBSCRIBE on every partition's channel).
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ def test_history_then_live_events_on_a_cluster(cluster_store: EventStore) -> Non
     with cluster_store.subscribe(block_ms=5000, page_size=5) as sub:
         reader = _collect(sub, received, 26)
         assert sub.wait_until_caught_up(10)
+        stats = cluster_store.live_stats()  # the hints: every partition's Account channel
+        assert (stats.sharded, stats.by_type, len(stats.channels)) == (True, {"Account": 1}, 6)
         started = time.monotonic()
         cluster_store.append("Account", "late-1", [Opened(owner="y")], 0)
         cluster_store.append("Account", "late-2", [Opened(owner="z")], 0)
@@ -66,6 +69,31 @@ def test_history_then_live_events_on_a_cluster(cluster_store: EventStore) -> Non
         positions = [e.position for e in received if e.partition == partition]
         assert positions == list(range(1, len(positions) + 1))
     assert sub.checkpoint == cluster_store.head()
+
+
+def test_a_filtered_subscription_wakes_on_its_types_and_delivers_each_event_once(
+    cluster_store: EventStore,
+) -> None:
+    for i in range(6):
+        cluster_store.append("Account", f"a{i}", [Opened(owner="x")], 0)
+        cluster_store.append("Wallet", f"w{i}", [Deposited(amount=i)], 0)
+    received: list[RecordedEvent] = []
+    with cluster_store.subscribe(aggregate_types=["Wallet"], block_ms=5000, page_size=4) as sub:
+        reader = _collect(sub, received, 10)
+        assert sub.wait_until_caught_up(10)
+        assert cluster_store.live_stats().by_type == {"Wallet": 1}
+        started = time.monotonic()
+        for i in range(4):
+            cluster_store.append("Account", f"a{i}", [Deposited(amount=1)], 1)
+            cluster_store.append("Wallet", f"w{i}", [Deposited(amount=1)], 1)
+        reader.join(10)
+        assert time.monotonic() - started < 4, "the Wallet hints did not wake the reader up"
+    assert len(received) == 10
+    assert {e.aggregate_type for e in received} == {"Wallet"}
+    assert len({e.event_id for e in received}) == 10
+    assert sorted((e.aggregate_id, e.version) for e in received) == sorted(
+        [(f"w{i}", 1) for i in range(6)] + [(f"w{i}", 2) for i in range(4)]
+    )
 
 
 def test_without_hints_the_cluster_reader_still_polls(

@@ -19,7 +19,9 @@ key                                type       holds
 ``<ns>:projections``               hash       projection name -> version serving reads
 ``<ns>:rm:<name>:v<version>:...``  any        read model keys of a projection version
 ``<ns>:lease:<name>:v<version>``   string     token of the runner applying that version
+``<ns>:error:<name>:v<version>``   hash       last failure of that version, until it passes
 ``<ns>:live:<type>``               channel    live notifications (Pub/Sub, not a key)
+``{<ns>:p<n>}:live:<type>``        channel    the same on a sharded cluster (SPUBLISH)
 =================================  =========  ===============================================
 """
 
@@ -112,6 +114,32 @@ class KeySchema:
         """The pattern matching every live channel of the namespace (PSUBSCRIBE)."""
         return f"{self.namespace}:live:*"
 
+    def live_shard_channel(self, partition: int, aggregate_type: str) -> str:
+        """The sharded channel (SPUBLISH) of one aggregate type in one partition.
+
+        It carries the partition's hash tag: the append script may only publish on a
+        channel of the slot its keys are in.
+        """
+        return f"{self.tag(partition)}:live:{aggregate_type}"
+
+    @property
+    def live_shard_pattern(self) -> str:
+        """The pattern matching every sharded live channel (``PUBSUB SHARDCHANNELS``)."""
+        return f"{{{self.namespace}:p*}}:live:*"
+
+    def live_channel_type(self, channel: str) -> str | None:
+        """The aggregate type of a live channel (classic or sharded), or ``None``."""
+        classic = f"{self.namespace}:live:"
+        if channel.startswith(classic):
+            return channel[len(classic) :] or None
+        prefix = f"{{{self.namespace}:p"
+        tag_end = channel.find("}:live:")
+        if tag_end < 0 or not channel.startswith(prefix):
+            return None
+        if not channel[len(prefix) : tag_end].isdigit():
+            return None
+        return channel[tag_end + len("}:live:") :] or None
+
     @property
     def projections(self) -> str:
         """Hash of projection name -> the version that serves reads (blue/green)."""
@@ -120,6 +148,10 @@ class KeySchema:
     def projection_lease(self, projection: str, version: int) -> str:
         """Who applies a projection version: the token of its latest runner."""
         return f"{self.namespace}:lease:{projection}:v{version}"
+
+    def projection_error(self, projection: str, version: int) -> str:
+        """The last failure of a projection version (hash), cleared once it gets past it."""
+        return f"{self.namespace}:error:{projection}:v{version}"
 
     def read_model(self, projection: str, version: int, *parts: str) -> str:
         """A key of a projection's read model; each version has its own keys."""

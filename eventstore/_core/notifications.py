@@ -8,15 +8,59 @@ itself, so a consumer that wants the payload reads it from the aggregate stream.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 import attrs
 
 from eventstore._core.errors import StoredDataError
+from eventstore._core.keys import KeySchema
 
-__all__ = ["LiveNotification", "LiveSelection", "LiveStats", "parse_notification"]
+__all__ = [
+    "LiveChannels",
+    "LiveNotification",
+    "LiveSelection",
+    "LiveStats",
+    "parse_notification",
+]
+
+
+@attrs.frozen
+class LiveChannels:
+    """Where the append script publishes notifications, and what a live feed subscribes to.
+
+    Classic Pub/Sub (a standalone server, or a cluster with a primary older than 7.0): one
+    channel per aggregate type, ``<ns>:live:<Type>``, sent with PUBLISH, which a cluster
+    relays to every node. Sharded (a cluster whose primaries all run 7.0+): one channel per
+    aggregate type *and partition*, ``{<ns>:pN}:live:<Type>``, sent with SPUBLISH. It
+    hashes to the slot of the partition's keys, which is what lets the append script
+    publish on it, and only the node owning that slot carries it. Sharded channels have
+    no patterns: a feed subscribes to every partition's channel of each type it wants.
+    """
+
+    keys: KeySchema
+    sharded: bool = False
+
+    @property
+    def publish_command(self) -> str:
+        """``SPUBLISH`` on a sharded cluster, ``PUBLISH`` elsewhere."""
+        return "SPUBLISH" if self.sharded else "PUBLISH"
+
+    def for_append(self, aggregate_type: str, aggregate_id: str) -> str:
+        """The channel an append to this aggregate publishes on."""
+        if not self.sharded:
+            return self.keys.live_channel(aggregate_type)
+        return self.keys.live_shard_channel(self.keys.partition_of(aggregate_id), aggregate_type)
+
+    def for_types(self, aggregate_types: Iterable[str]) -> list[str]:
+        """Every channel carrying these aggregate types, sorted."""
+        if not self.sharded:
+            return sorted({self.keys.live_channel(t) for t in aggregate_types})
+        partitions = range(self.keys.partitions)
+        return sorted(
+            {self.keys.live_shard_channel(p, t) for t in aggregate_types for p in partitions}
+        )
 
 
 @attrs.frozen
@@ -68,18 +112,34 @@ class LiveSelection:
 class LiveStats:
     """Who listens to the namespace's live channels right now.
 
-    ``channels``: channel -> subscribers (SUBSCRIBE), only channels with at least one;
-    ``patterns``: pattern subscriptions on the whole server (PUBSUB NUMPAT cannot be
-    narrowed to a namespace).
+    ``channels``: channel -> subscribers (SUBSCRIBE, or SSUBSCRIBE when ``sharded``), only
+    channels with at least one; ``patterns``: pattern subscriptions on the whole server
+    (PUBSUB NUMPAT cannot be narrowed to a namespace; always 0 when ``sharded``, where no
+    pattern receives a notification); ``by_type``: aggregate type -> subscribers of its
+    channel (sharded: of its busiest partition channel, since a feed subscribes to them all).
     """
 
     channels: dict[str, int]
     patterns: int
+    by_type: dict[str, int] = attrs.field(factory=dict)
+    sharded: bool = False
 
     @property
     def total(self) -> int:
-        """Channel subscribers plus pattern subscriptions."""
+        """Channel subscriptions plus pattern subscriptions (sharded: one per partition)."""
         return sum(self.channels.values()) + self.patterns
+
+    @classmethod
+    def of(
+        cls, keys: KeySchema, channels: dict[str, int], patterns: int, *, sharded: bool
+    ) -> LiveStats:
+        """Counts per channel, grouped by aggregate type with the key schema."""
+        by_type: dict[str, int] = {}
+        for channel, count in channels.items():
+            aggregate_type = keys.live_channel_type(channel)
+            if aggregate_type is not None:
+                by_type[aggregate_type] = max(by_type.get(aggregate_type, 0), count)
+        return cls(dict(sorted(channels.items())), patterns, by_type, sharded)
 
 
 def _names(value: Collection[str] | str | None) -> frozenset[str] | None:

@@ -65,8 +65,13 @@ def append_call(
     *,
     snapshot: Snapshot | None = None,
     channel: str = "",
+    publish: str = "PUBLISH",
 ) -> AppendCall:
-    """Build the append call for a batch (see ``lua/append.lua`` for the layout)."""
+    """Build the append call for a batch (see ``lua/append.lua`` for the layout).
+
+    ``channel`` ("" for none) gets one notification per event, sent with ``publish``:
+    ``"PUBLISH"``, or ``"SPUBLISH"`` for a sharded channel in the partition's slot.
+    """
     # a bad type or an empty id makes a key the log readers cannot parse back
     validate_name("aggregate type", aggregate_type)
     stream = schema.stream(aggregate_type, aggregate_id)
@@ -95,6 +100,7 @@ def append_call(
         snapshot.taken_at_ms if snapshot else 0,
         channel,
         partition,
+        publish,
     ]
     for event in events:
         args += [

@@ -9,9 +9,12 @@ subscribes to those channels; selecting nothing subscribes to the namespace patt
 (``<ns>:live:*``, one PSUBSCRIBE). Event types and aggregate ids are filtered on arrival:
 per-aggregate channels or many patterns would make every PUBLISH slower for everyone.
 
-On Redis Cluster with Redis 7+ the same channel names would be used with SPUBLISH /
-SSUBSCRIBE (sharded Pub/Sub, which has no patterns); this store has no cluster support
-yet, so plain PUBLISH / SUBSCRIBE is what runs today.
+On a Redis Cluster whose primaries all run 7.0+, notifications are sharded
+(``{<ns>:pN}:live:<Type>``, SPUBLISH / SSUBSCRIBE, see ``LiveChannels``): a feed
+subscribes to the channel of every partition for each type it selects. Sharded Pub/Sub
+has no patterns, so selecting every type subscribes to the types the namespace has (its
+``{<ns>:pN}:types`` sets) and looks for new ones every ``discover_seconds``: the
+notifications of a type whose first event comes after that are missed until then.
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ from __future__ import annotations
 import random
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Self, cast
+from typing import TYPE_CHECKING, Self, cast
+
+from redis.cluster import RedisCluster
 
 from eventstore._core.notifications import (
+    LiveChannels,
     LiveNotification,
     LiveSelection,
     LiveStats,
@@ -29,16 +35,19 @@ from eventstore._core.notifications import (
 )
 from eventstore._core.records import RecordedEvent
 from eventstore._redis.follower import RETRYABLE
+from eventstore._redis.pubsub import (
+    ClassicSubscriber,
+    ShardedSubscriber,
+    classic_live_stats,
+    sharded_live_stats,
+)
 
 if TYPE_CHECKING:
     import redis
 
     from eventstore._redis.store import EventStore
 
-__all__ = ["LiveFeed", "live_stats"]
-
-_DATA_MESSAGES = (b"message", b"pmessage", "message", "pmessage")
-_CONFIRMATIONS = (b"subscribe", b"psubscribe", "subscribe", "psubscribe")
+__all__ = ["LiveFeed", "known_aggregate_types", "live_stats"]
 
 
 class LiveFeed:
@@ -55,45 +64,54 @@ class LiveFeed:
     """
 
     def __init__(
-        self, store: EventStore, selection: LiveSelection, *, poll_seconds: float = 0.2
+        self,
+        store: EventStore,
+        selection: LiveSelection,
+        *,
+        poll_seconds: float = 0.2,
+        discover_seconds: float = 5.0,
     ) -> None:
         self.store = store
         self.selection = selection
         self.poll_seconds = poll_seconds
+        self.discover_seconds = discover_seconds
         self._stopped = threading.Event()
-        self._pubsub = store.client.pubsub()  # type: ignore[no-untyped-call]
-        types = selection.aggregate_types
-        if types is None:
-            self._pubsub.psubscribe(store.keys.live_pattern)
-            expected = 1
-        else:
-            self._pubsub.subscribe(*sorted(store.keys.live_channel(t) for t in types))
-            expected = len(types)
-        self._await_confirmations(expected)
+        self._next_discovery = float("inf")  # only a sharded feed of every type discovers
+        self._subscriber = self._open(store.live_channels, selection.aggregate_types)
 
-    def _await_confirmations(self, expected: int) -> None:
-        # Returning only once the server confirmed makes "from now" exact: an append that
-        # starts after live() returned is seen.
-        deadline = time.monotonic() + 10
-        while expected and time.monotonic() < deadline:
-            message = self._pubsub.get_message(timeout=0.5)
-            if message is not None and message["type"] in _CONFIRMATIONS:
-                expected -= 1
-        if expected:
-            self.close()
-            raise TimeoutError("the server did not confirm the live subscription in 10 s")
+    def _open(
+        self, channels: LiveChannels, types: frozenset[str] | None
+    ) -> ClassicSubscriber | ShardedSubscriber:
+        if not channels.sharded:
+            if types is None:
+                return ClassicSubscriber(
+                    self.store.client, [], pattern=self.store.keys.live_pattern
+                )
+            return ClassicSubscriber(self.store.client, channels.for_types(types))
+        if types is None:
+            types = frozenset(known_aggregate_types(self.store))
+            self._next_discovery = time.monotonic() + self.discover_seconds
+        cluster = cast(RedisCluster, self.store.client)
+        return ShardedSubscriber(cluster, channels.for_types(types))
+
+    def _discover_if_due(self) -> None:
+        if time.monotonic() < self._next_discovery:
+            return
+        self._next_discovery = time.monotonic() + self.discover_seconds
+        types = known_aggregate_types(self.store)
+        cast(ShardedSubscriber, self._subscriber).add(self.store.live_channels.for_types(types))
 
     def wait_for_any(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for a notification; True if any came (all drained).
 
         Used as a wake-up hint by readers that poll the logs (on a cluster).
         """
-        woken = False
         try:
-            message = self._pubsub.get_message(timeout=timeout)
+            self._discover_if_due()
+            message = self._subscriber.next_message(timeout)
+            woken = message is not None
             while message is not None:
-                woken = woken or message["type"] in _DATA_MESSAGES
-                message = self._pubsub.get_message(timeout=0)
+                message = self._subscriber.next_message(0)
         except RETRYABLE:
             return False  # the caller polls the logs anyway; redis-py re-subscribes
         return woken
@@ -113,9 +131,9 @@ class LiveFeed:
         self._stopped.set()
 
     def close(self) -> None:
-        """Stop and unsubscribe, releasing the connection."""
+        """Stop and unsubscribe, releasing the connection(s)."""
         self.stop()
-        self._pubsub.close()
+        self._subscriber.close()
 
     def __enter__(self) -> Self:
         return self
@@ -130,7 +148,8 @@ class LiveFeed:
         delay = 0.05
         while not self._stopped.is_set():
             try:
-                message = self._pubsub.get_message(timeout=self.poll_seconds)
+                self._discover_if_due()
+                message = self._subscriber.next_message(self.poll_seconds)
             except RETRYABLE:
                 # redis-py re-subscribes when the connection comes back; what was published
                 # meanwhile is lost, which is what a hint allows.
@@ -138,26 +157,29 @@ class LiveFeed:
                 delay = min(delay * 2, 1.0)
                 continue
             delay = 0.05
-            notification = self._notification(message)
-            if notification is not None and self.selection.keeps(notification):
+            if message is None:
+                continue
+            notification = parse_notification(*message)
+            if self.selection.keeps(notification):
                 return notification
         raise StopIteration
 
-    def _notification(self, message: dict[str, Any] | None) -> LiveNotification | None:
-        if message is None or message["type"] not in _DATA_MESSAGES:
-            return None
-        channel = message["channel"]
-        name = channel.decode() if isinstance(channel, bytes) else str(channel)
-        return parse_notification(name, message["data"])
+
+def known_aggregate_types(store: EventStore) -> set[str]:
+    """The aggregate types present in any partition (the ``{<ns>:pN}:types`` sets)."""
+    with store.client.pipeline(transaction=False) as pipe:
+        for partition in range(store.partitions):
+            pipe.smembers(store.keys.types(partition))
+        replies = pipe.execute()
+    return {_text(name) for members in replies for name in members}
 
 
-def live_stats(client: redis.Redis, pattern: str) -> LiveStats:
-    """Subscribers per live channel matching ``pattern``, and the server's pattern count."""
-    raw_channels = cast(list[bytes], client.pubsub_channels(pattern))
-    channels = [c.decode() if isinstance(c, bytes) else str(c) for c in raw_channels]
-    counts = cast(list[tuple[Any, int]], client.pubsub_numsub(*channels)) if channels else []
-    numbers = {
-        (name.decode() if isinstance(name, bytes) else str(name)): int(count)
-        for name, count in counts
-    }
-    return LiveStats(channels=numbers, patterns=int(client.pubsub_numpat()))
+def live_stats(client: redis.Redis, channels: LiveChannels) -> LiveStats:
+    """Subscribers per live channel of the namespace (sharded or classic, as published)."""
+    if channels.sharded:
+        return sharded_live_stats(cast(RedisCluster, client), channels.keys)
+    return classic_live_stats(client, channels.keys)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
@@ -10,7 +12,7 @@ from redis.cluster import RedisCluster
 
 from eventstore._core.errors import UnsafeServerConfig
 
-__all__ = ["ServerInfo", "check_server", "server_info", "server_infos"]
+__all__ = ["ServerInfo", "check_server", "node_clients", "server_info", "server_infos"]
 
 
 @attrs.frozen
@@ -32,21 +34,42 @@ class ServerInfo:
     def has_waitaof(self) -> bool:
         return self.version >= (7, 2)
 
+    @property
+    def has_sharded_pubsub(self) -> bool:
+        """SPUBLISH / SSUBSCRIBE, and SPUBLISH allowed in scripts (Redis 7.0+)."""
+        return self.version >= (7, 0)
+
 
 def server_infos(client: redis.Redis) -> list[ServerInfo]:
     """``server_info`` of every primary of a cluster, or of the one server."""
-    if isinstance(client, RedisCluster):
-        return [_probe_node(node.redis_connection) for node in client.get_primaries()]
-    return [server_info(client)]
+    with node_clients(client) as nodes:
+        return [server_info(node) for node in nodes.values()]
 
 
-def _probe_node(node_client: redis.Redis) -> ServerInfo:
+@contextlib.contextmanager
+def node_clients(client: redis.Redis) -> Iterator[dict[str, redis.Redis]]:
+    """A client per primary of a cluster by ``host:port``, closed on exit; else ``{"": client}``.
+
+    For server-level commands (INFO, CONFIG GET) that a cluster client sends to one node.
+    """
+    if not isinstance(client, RedisCluster):
+        yield {"": client}
+        return
+    with contextlib.ExitStack() as stack:
+        yield {
+            node.name: stack.enter_context(_probe(node.redis_connection))
+            for node in client.get_primaries()
+        }
+
+
+@contextlib.contextmanager
+def _probe(node_client: redis.Redis) -> Iterator[redis.Redis]:
     # a private pool with the node's settings, closed at once: the cluster client may
     # replace its node objects on a topology refresh without closing their connections
     pool = redis.ConnectionPool(**node_client.connection_pool.connection_kwargs)
     probe = redis.Redis(connection_pool=pool)
     try:
-        return server_info(probe)
+        yield probe
     finally:
         probe.close()
         pool.disconnect()

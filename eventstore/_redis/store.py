@@ -24,7 +24,7 @@ from eventstore._core.expected import ExpectedVersion
 from eventstore._core.groups import TrimResult, parse_trim_reply  # issue 4
 from eventstore._core.keys import KeySchema, validate_name
 from eventstore._core.log import LogPage, Pointer, parse_pointers, parse_resolved, resolve_call
-from eventstore._core.notifications import LiveSelection, LiveStats  # issue 3
+from eventstore._core.notifications import LiveChannels, LiveSelection, LiveStats  # issue 3
 from eventstore._core.records import AppendResult, Entries, NewEvent, RecordedEvent, Snapshot
 from eventstore._core.scripts import (
     AppendCall,
@@ -110,6 +110,9 @@ class EventStore:
                 check_server(info)
         self._check_durability()
         self.keys = KeySchema(namespace, self._adopt_partitions(partitions))
+        # sharded notifications (SPUBLISH) need a cluster whose every primary has them
+        sharded = self.is_cluster and all(info.has_sharded_pubsub for info in self.servers)
+        self.live_channels = LiveChannels(self.keys, sharded=sharded)
         self._append = load_script(client, "append")
         self._load = load_script(client, "load")
         self._snapshot = load_script(client, "snapshot")
@@ -232,7 +235,8 @@ class EventStore:
         snapshot: Snapshot | None = None,
     ) -> AppendResult:
         """Append already-encoded events (the script still validates every field)."""
-        channel = self.keys.live_channel(aggregate_type) if self.notify else ""
+        live = self.live_channels
+        channel = live.for_append(aggregate_type, aggregate_id) if self.notify else ""
         call = append_call(
             self.keys,
             aggregate_type,
@@ -241,6 +245,7 @@ class EventStore:
             expected_version,
             snapshot=snapshot,
             channel=channel,
+            publish=live.publish_command,
         )
         if not self.durability.waits:
             return parse_append_reply(call, self._append(keys=call.keys, args=call.args))
@@ -495,18 +500,23 @@ class EventStore:
         event_types: Collection[str] | str | None = None,
         aggregate_ids: Collection[str] | str | None = None,
         poll_seconds: float = 0.2,
+        discover_seconds: float = 5.0,
     ) -> LiveFeed:
         """Live notifications (Pub/Sub hints, not delivery), subscribed when returned.
 
         ``aggregate_types`` picks channels (``None``: every type in the namespace);
-        ``event_types`` and ``aggregate_ids`` filter on arrival.
+        ``event_types`` and ``aggregate_ids`` filter on arrival. On a sharded cluster
+        (``live_channels.sharded``) there are no patterns: ``None`` subscribes to the types
+        the namespace has and looks for new ones every ``discover_seconds``.
         """
         selection = LiveSelection.of(aggregate_types, event_types, aggregate_ids)
-        return LiveFeed(self, selection, poll_seconds=poll_seconds)
+        return LiveFeed(
+            self, selection, poll_seconds=poll_seconds, discover_seconds=discover_seconds
+        )
 
     def live_stats(self) -> LiveStats:
         """Subscribers per live channel of the namespace right now (for ``stats``)."""
-        return live_stats(self.client, self.keys.live_pattern)
+        return live_stats(self.client, self.live_channels)
 
     # -- consumer groups (issue 4) --------------------------------------------------------
 

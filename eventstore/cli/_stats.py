@@ -104,7 +104,7 @@ def collect_stats(store: EventStore, advance: Advance = lambda _n: None) -> dict
     types = [
         {
             **_type_stats(store, t, largest, advance),
-            "live_subscribers": live.channels.get(store.keys.live_channel(t), 0),
+            "live_subscribers": live.by_type.get(t, 0),
         }
         for t in aggregate_types(store)
     ]
@@ -136,6 +136,11 @@ def _render(console: Console, data: dict[str, Any]) -> None:
         f"namespace {data['namespace']!r} ({data['partitions']} partitions): "
         f"{totals['aggregates']} aggregates, {totals['events']} events, "
         f"{totals['bytes_per_event'] or '?'} bytes/event"
+    )
+    live = data["live"]
+    console.print(
+        f"live now: {sum(live['channels'].values())} subscribers on {len(live['channels'])} "
+        f"channels, {live['patterns']} pattern subscriptions on the server"
     )
     _table(console, "aggregate types", data["aggregate_types"], _TYPE_COLUMNS)
     _table(console, "partition logs", data["logs"], _LOG_COLUMNS)

@@ -17,7 +17,8 @@
 -- ARGV[8]  snapshot time (ms)
 -- ARGV[9]  notification channel ("" = do not publish)
 -- ARGV[10] partition number (for notifications)
--- ARGV[11 + 8*(i-1) ...] per event i: id, type, schema version, time (ms), data (JSON),
+-- ARGV[11] publish command: "PUBLISH" | "SPUBLISH" (sharded: the channel is in KEYS' slot)
+-- ARGV[12 + 8*(i-1) ...] per event i: id, type, schema version, time (ms), data (JSON),
 --          metadata (JSON or ""), correlation id (or ""), causation id (or "")
 --
 -- Replies (never a partial write: every check happens before the first write):
@@ -28,7 +29,7 @@
 --   {"corrupt", key, reason}
 
 local PER_EVENT = 8
-local FIRST_EVENT = 11
+local FIRST_EVENT = 12
 local n = tonumber(ARGV[4])
 
 local function last_seq(key)
@@ -52,6 +53,10 @@ end
 -- 1. validate the batch (shape, JSON, unique ids) before reading anything
 if not n or n < 1 or #ARGV ~= FIRST_EVENT - 1 + PER_EVENT * n then
   return {'invalid', 0, 'batch', 'argument count does not match event count'}
+end
+local publish = ARGV[11]
+if publish ~= 'PUBLISH' and publish ~= 'SPUBLISH' then
+  return {'invalid', 0, 'publish', 'not PUBLISH or SPUBLISH: ' .. publish}
 end
 local seen = {}
 for i = 1, n do
@@ -138,7 +143,7 @@ for i = 1, n do
   redis.call('XADD', KEYS[1], '0-' .. version, unpack(fields))
   redis.call('XADD', KEYS[2], '0-' .. position, 'k', KEYS[1], 'v', version, 't', event_arg(i, 1), 'a', atype)
   if channel ~= '' then
-    notified = notified + redis.call('PUBLISH', channel, cjson.encode({
+    notified = notified + redis.call(publish, channel, cjson.encode({
       aggregate_type = atype, aggregate_id = aid, version = version, position = position,
       partition = tonumber(partition), event_type = event_arg(i, 1), event_id = event_arg(i, 0),
       recorded_at = tonumber(event_arg(i, 3))}))
