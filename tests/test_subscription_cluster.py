@@ -20,20 +20,11 @@ from tests.domain import Deposited, Opened
 pytestmark = pytest.mark.slow
 
 
-def _release_node_pools(store: EventStore) -> None:
-    # RedisCluster.close() leaves the nodes' pooled sockets open (redis-py 8.1); collected
-    # later in a GC cycle they warn (ResourceWarning). Close them here.
-    for node in store.client.nodes_manager.nodes_cache.values():  # type: ignore[attr-defined]
-        if node.redis_connection is not None:
-            node.redis_connection.connection_pool.disconnect()
-
-
 @pytest.fixture
 def cluster_store(cluster: RedisClusterServers, namespace: str) -> Iterator[EventStore]:
     cluster.flush()
     with EventStore.from_url(cluster.url, namespace=namespace, partitions=6) as opened:
         yield opened
-        _release_node_pools(opened)
 
 
 def _collect(sub: object, received: list[RecordedEvent], n: int) -> threading.Thread:
@@ -108,7 +99,6 @@ def test_without_hints_the_cluster_reader_still_polls(
             quiet.append("Account", "a1", [Opened(owner="x")], 0)
             reader.join(10)
         assert [e.aggregate_id for e in received] == ["a1"]
-        _release_node_pools(quiet)
 
 
 def test_projections_refuse_a_cluster_with_a_clear_error(cluster_store: EventStore) -> None:
