@@ -7,7 +7,10 @@ and reads the global log. Run twice, it continues with the same accounts.
 
 from __future__ import annotations
 
+import shutil
+import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, cast
 
 import attrs
@@ -227,8 +230,20 @@ def run_demo(store: EventStore) -> Story:
     return story
 
 
+def _program() -> str:
+    """How to call this CLI again: ``eventstore`` if it is on PATH, else its path (.venv)."""
+    invoked = Path(sys.argv[0])
+    on_path = shutil.which("eventstore")
+    if invoked.name != "eventstore" or (on_path and Path(on_path).resolve() == invoked.resolve()):
+        return "eventstore"
+    try:
+        return str(invoked.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(invoked)
+
+
 def _next_steps(state: CliState) -> list[str]:
-    prefix = "eventstore --app eventstore.examples.bank"
+    prefix = f"{_program()} --app eventstore.examples.bank"
     if state.url is not None:
         prefix += " --url URL"
     if state.namespace != "es":
