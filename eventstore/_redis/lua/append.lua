@@ -131,6 +131,17 @@ if log_last < 0 or log_last > pos then return {'corrupt', KEYS[2], 'log is ahead
 local atype, aid, partition = ARGV[2], ARGV[3], ARGV[10]
 local first_position = pos + 1
 local channel = ARGV[9]
+-- a notification nobody hears is pure cost (a JSON encode per event): ask once per call.
+-- NUMPAT counts every pattern on the server, so a pattern listener anywhere keeps it on.
+if channel ~= '' then
+  local listeners
+  if publish == 'SPUBLISH' then
+    listeners = redis.call('PUBSUB', 'SHARDNUMSUB', channel)[2]
+  else
+    listeners = redis.call('PUBSUB', 'NUMSUB', channel)[2] + redis.call('PUBSUB', 'NUMPAT')
+  end
+  if listeners == 0 then channel = '' end
+end
 local notified = 0
 for i = 1, n do
   local version = base + i
