@@ -17,6 +17,7 @@ from eventstore._core.codec import decode_fields, version_of_id
 from eventstore._core.errors import StoredDataError
 from eventstore._core.keys import AggregateKey, KeySchema
 from eventstore._core.records import RecordedEvent
+from eventstore._core.replies import field_map, text
 
 __all__ = ["LogPage", "Pointer", "ResolveCall", "parse_pointers", "resolve_call", "parse_resolved"]
 
@@ -51,16 +52,6 @@ class ResolveCall:
     runs: tuple[tuple[Pointer, ...], ...]
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _fields(raw: Any) -> dict[bytes, bytes]:
-    if isinstance(raw, dict):
-        return raw
-    return dict(zip(raw[::2], raw[1::2], strict=True))
-
-
 def parse_pointers(
     schema: KeySchema,
     partition: int,
@@ -74,11 +65,11 @@ def parse_pointers(
     log_key = schema.log(partition)
     streams: dict[str, AggregateKey | None] = {}  # a page points into few streams
     for entry_id, raw in entries:
-        fields = _fields(raw)
+        fields = field_map(raw)
         position = version_of_id(entry_id)
         try:
-            stream = _text(fields[b"k"])
-            event_type, aggregate_type = _text(fields[b"t"]), _text(fields[b"a"])
+            stream = text(fields[b"k"])
+            event_type, aggregate_type = text(fields[b"t"]), text(fields[b"a"])
             version = int(fields[b"v"])
         except (KeyError, ValueError) as exc:
             raise StoredDataError(
@@ -142,7 +133,7 @@ def parse_resolved(call: ResolveCall, reply: Sequence[Any]) -> list[RecordedEven
             recorded = decode_fields(
                 pointer.stream,
                 entry_id,
-                _fields(fields),
+                field_map(fields),
                 aggregate_type=pointer.aggregate_type,
                 aggregate_id=pointer.aggregate_id,
                 partition=pointer.partition,

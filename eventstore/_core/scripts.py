@@ -22,6 +22,7 @@ from eventstore._core.errors import (
 from eventstore._core.expected import ExpectedVersion, expected_arg
 from eventstore._core.keys import KeySchema, validate_name
 from eventstore._core.records import AppendResult, NewEvent, RecordedEvent, Snapshot
+from eventstore._core.replies import field_map, text
 
 __all__ = [
     "AppendCall",
@@ -118,7 +119,7 @@ def append_call(
 
 def parse_append_reply(call: AppendCall, reply: Sequence[Any]) -> AppendResult:
     """Turn the script's reply into a result, or raise the error it reports."""
-    status = _text(reply[0])
+    status = text(reply[0])
     if status == "ok":
         first_version, first_position = int(reply[1]), int(reply[2])
         positions = tuple(range(first_position, first_position + len(call.events)))
@@ -133,11 +134,11 @@ def parse_append_reply(call: AppendCall, reply: Sequence[Any]) -> AppendResult:
         expected: int | str = int(call.expected) if call.expected.isdigit() else call.expected
         raise ConcurrencyError(call.stream, expected, int(reply[1]), conflicting)
     if status == "invalid":
-        index, field, reason = int(reply[1]), _text(reply[2]), _text(reply[3])
+        index, field, reason = int(reply[1]), text(reply[2]), text(reply[3])
         event_type = call.events[index - 1].event_type if 0 < index <= len(call.events) else ""
         raise InvalidEvent(call.stream, index, field, reason, event_type)
     if status == "corrupt":
-        raise StoredDataError(_text(reply[1]), 0, "id", _text(reply[2]))
+        raise StoredDataError(text(reply[1]), 0, "id", text(reply[2]))
     raise StoredDataError(call.stream, 0, "reply", f"unexpected append reply {reply!r}")
 
 
@@ -173,14 +174,14 @@ def parse_load_reply(
         decode_fields(
             stream,
             entry_id,
-            _fields(fields),
+            field_map(fields),
             aggregate_type=aggregate_type,
             aggregate_id=aggregate_id,
             partition=partition,
         )
         for entry_id, fields in reply[4]
     )
-    return LoadReply(current, snapshot, _text(reply[3]), events)
+    return LoadReply(current, snapshot, text(reply[3]), events)
 
 
 def _snapshot_state(snap_key: str, version: int, raw: bytes | str) -> Mapping[str, Any]:
@@ -191,19 +192,6 @@ def _snapshot_state(snap_key: str, version: int, raw: bytes | str) -> Mapping[st
     if not isinstance(state, dict):
         raise SnapshotError(snap_key, version, "s", "state is not a JSON object")
     return state
-
-
-def _fields(raw: Any) -> dict[bytes, bytes]:
-    # RESP2 and Lua replies give a flat list; RESP3 clients may already give a dict
-    if isinstance(raw, dict):
-        return raw
-    return dict(zip(raw[::2], raw[1::2], strict=True))
-
-
-def _text(value: bytes | str | int) -> str:
-    if isinstance(value, bytes):
-        return value.decode()
-    return str(value)
 
 
 def snapshot_from_hash(key: str, raw: Mapping[bytes, bytes]) -> Snapshot:

@@ -34,6 +34,7 @@ from eventstore._core.notifications import (
     parse_notification,
 )
 from eventstore._core.records import RecordedEvent
+from eventstore._core.replies import text
 from eventstore._redis.follower import RETRYABLE
 from eventstore._redis.pubsub import (
     ClassicSubscriber,
@@ -171,7 +172,7 @@ def known_aggregate_types(store: EventStore) -> set[str]:
         for partition in range(store.partitions):
             pipe.smembers(store.keys.types(partition))
         replies = pipe.execute()
-    return {_text(name) for members in replies for name in members}
+    return {text(name) for members in replies for name in members}
 
 
 def live_stats(client: redis.Redis, channels: LiveChannels) -> LiveStats:
@@ -179,7 +180,3 @@ def live_stats(client: redis.Redis, channels: LiveChannels) -> LiveStats:
     if channels.sharded:
         return sharded_live_stats(cast(RedisCluster, client), channels.keys)
     return classic_live_stats(client, channels.keys)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

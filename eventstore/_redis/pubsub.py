@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from eventstore._core.keys import KeySchema
 from eventstore._core.notifications import LiveStats
+from eventstore._core.replies import text
 
 if TYPE_CHECKING:
     import redis
@@ -66,8 +67,8 @@ class _Subscriber(ABC):
         deadline = time.monotonic() + timeout
         while True:
             raw = self._poll(max(deadline - time.monotonic(), 0.0))
-            if raw is not None and _text(raw["type"]) in self._data_types:
-                return _text(raw["channel"]), raw["data"]
+            if raw is not None and text(raw["type"]) in self._data_types:
+                return text(raw["channel"]), raw["data"]
             if time.monotonic() >= deadline:
                 return None
 
@@ -77,12 +78,12 @@ class _Subscriber(ABC):
             raw = self._poll(0.5)
             if raw is None:
                 continue
-            kind = _text(raw["type"])
+            kind = text(raw["type"])
             if kind in self._confirm_types:
                 expected -= 1
             elif kind in self._data_types:
                 # published on a channel confirmed earlier: keep it for the reader
-                self._early.append((_text(raw["channel"]), raw["data"]))
+                self._early.append((text(raw["channel"]), raw["data"]))
         if expected > 0:
             raise TimeoutError(
                 f"the server did not confirm the live subscription in {CONFIRM_SECONDS:.0f} s"
@@ -179,9 +180,9 @@ class ShardedSubscriber(_Subscriber):
 
 def classic_live_stats(client: redis.Redis, keys: KeySchema) -> LiveStats:
     """Subscribers per classic live channel of the namespace, and the server's patterns."""
-    channels = [_text(c) for c in cast(list[bytes], client.pubsub_channels(keys.live_pattern))]
+    channels = [text(c) for c in cast(list[bytes], client.pubsub_channels(keys.live_pattern))]
     counts = cast(list[tuple[Any, int]], client.pubsub_numsub(*channels)) if channels else []
-    numbers = {_text(name): int(count) for name, count in counts}
+    numbers = {text(name): int(count) for name, count in counts}
     return LiveStats.of(keys, numbers, int(client.pubsub_numpat()), sharded=False)
 
 
@@ -198,9 +199,5 @@ def sharded_live_stats(cluster: RedisCluster, keys: KeySchema) -> LiveStats:
         if not listed:
             continue
         counts = cast(list[tuple[Any, int]], node_client.pubsub_shardnumsub(*listed))
-        numbers.update({_text(name): int(count) for name, count in counts if int(count) > 0})
+        numbers.update({text(name): int(count) for name, count in counts if int(count) > 0})
     return LiveStats.of(keys, numbers, 0, sharded=True)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -11,6 +11,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from eventstore._core.errors import UnsafeServerConfig
+from eventstore._core.replies import text
 
 __all__ = ["ServerInfo", "check_server", "node_clients", "server_info", "server_infos"]
 
@@ -107,13 +108,9 @@ def _config(client: redis.Redis, name: str) -> str | None:
     except redis.ResponseError:  # managed services often disable CONFIG
         return None
     for key, value in values.items():
-        if _text(key) == name:
-            return _text(value)
+        if text(key) == name:
+            return text(value)
     return None
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _int_or_none(value: str | None) -> int | None:
