@@ -28,6 +28,7 @@ from eventstore._core.codec import version_of_id
 from eventstore._core.errors import SubscriptionError
 from eventstore._core.keys import KeySchema
 from eventstore._core.log import LogPage, parse_pointers, parse_resolved, resolve_call
+from eventstore._redis.clients import load_script
 
 __all__ = ["LogFollower", "RETRYABLE"]
 
@@ -60,8 +61,6 @@ class LogFollower:
         stopped: threading.Event | None = None,
         wake: Callable[[float], object] | None = None,
     ) -> None:
-        from eventstore._redis.store import load_script  # store.py imports this module
-
         if page_size < 1 or block_ms < 1:
             raise ValueError(f"page_size and block_ms must be >= 1, got {page_size}, {block_ms}")
         self.keys = keys

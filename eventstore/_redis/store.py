@@ -8,18 +8,15 @@ import json
 import os
 import uuid
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from importlib import resources
 from typing import Any, Self, cast
 
-import attrs
 import redis
 from redis.cluster import RedisCluster
-from redis.commands.core import Script
 
 from aggregates import DomainEvent
 from eventstore._core.checkpoint import FROM_NOW, After, Checkpoint  # issue 3
 from eventstore._core.codec import decode_fields, encode_batch, now_ms, version_of_id
-from eventstore._core.errors import ConfigurationError, DurabilityError, InvalidEvent
+from eventstore._core.errors import ConfigurationError, InvalidEvent
 from eventstore._core.expected import ExpectedVersion
 from eventstore._core.groups import TrimResult, parse_trim_reply  # issue 4
 from eventstore._core.keys import KeySchema, validate_name
@@ -27,13 +24,19 @@ from eventstore._core.log import LogPage, Pointer, parse_pointers, parse_resolve
 from eventstore._core.notifications import LiveChannels, LiveSelection, LiveStats  # issue 3
 from eventstore._core.records import AppendResult, Entries, NewEvent, RecordedEvent, Snapshot
 from eventstore._core.scripts import (
-    AppendCall,
     LoadReply,
     append_call,
     parse_append_reply,
     parse_load_reply,
     snapshot_from_hash,
 )
+from eventstore._redis.clients import (
+    load_script,
+    open_client,
+    release_cluster_nodes,
+    shard_client,
+)
+from eventstore._redis.durability import Durability, append_and_wait, check_durability
 from eventstore._redis.embedded import EmbeddedServer
 from eventstore._redis.follower import LogFollower  # issue 3
 from eventstore._redis.groups import ConsumerGroup, Start  # issue 4
@@ -42,35 +45,6 @@ from eventstore._redis.server import ServerInfo, check_server, server_infos
 from eventstore._redis.subscription import CatchUpSubscription  # issue 3
 
 __all__ = ["Durability", "EventStore", "load_script"]
-
-# Blocking reads (subscriptions, workers) block for at most a few seconds; the socket
-# timeout must stay above that or redis-py times out and silently retries the read.
-DEFAULT_SOCKET_TIMEOUT = 30.0
-
-
-def load_script(client: redis.Redis, name: str) -> Script:
-    """Register ``lua/<name>.lua`` on ``client`` (EVALSHA, reloaded after NOSCRIPT)."""
-    source = resources.files("eventstore._redis").joinpath("lua", f"{name}.lua").read_text()
-    return client.register_script(source)
-
-
-@attrs.frozen
-class Durability:
-    """How long an append waits after the write, on the same connection.
-
-    ``fsync``: the local AOF has fsynced the write (WAITAOF on Redis 7.2+; older servers
-    must run ``appendfsync always``, checked on connect). ``replicas``: that many replicas
-    acknowledged it (WAIT). A wait that times out raises ``DurabilityError``: the write
-    happened and may still persist.
-    """
-
-    fsync: bool = False
-    replicas: int = 0
-    timeout_ms: int = 1000
-
-    @property
-    def waits(self) -> bool:
-        return self.fsync or self.replicas > 0
 
 
 class EventStore:
@@ -108,7 +82,7 @@ class EventStore:
         if check:
             for info in self.servers:
                 check_server(info)
-        self._check_durability()
+        check_durability(self.durability, self.server)
         self.keys = KeySchema(namespace, self._adopt_partitions(partitions))
         # sharded notifications (SPUBLISH) need a cluster whose every primary has them
         sharded = self.is_cluster and all(info.has_sharded_pubsub for info in self.servers)
@@ -136,7 +110,7 @@ class EventStore:
     ) -> Self:
         """Connect to ``redis://``, ``rediss://`` or ``unix://`` and open ``namespace``."""
         return cls(
-            _client(url, **redis_options),
+            open_client(url, **redis_options),
             namespace=namespace,
             partitions=partitions,
             durability=durability,
@@ -163,7 +137,7 @@ class EventStore:
         server.ensure_running()
         name = f"eventstore-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         store = cls(
-            _client(server.url, client_name=name),
+            open_client(server.url, client_name=name),
             namespace=namespace,
             partitions=partitions,
             durability=durability,
@@ -177,7 +151,7 @@ class EventStore:
         """Release connections (and stop an embedded server nobody else uses)."""
         self.client.close()
         if isinstance(self.client, RedisCluster):
-            _release_cluster_nodes(self.client)
+            release_cluster_nodes(self.client)
         if self._embedded is not None:
             server, self._embedded = self._embedded, None
             server.shutdown_if_unused(self._client_name)
@@ -249,50 +223,8 @@ class EventStore:
         )
         if not self.durability.waits:
             return parse_append_reply(call, self._append(keys=call.keys, args=call.args))
-        return self._append_and_wait(call)
-
-    def _append_and_wait(self, call: AppendCall) -> AppendResult:
-        wanted = self.durability
-        # WAIT/WAITAOF count what happened on *their* connection: the write must go first
-        # on the same one. A cluster pipeline refuses EVALSHA, so use the shard's client.
-        shard = self._shard_client(call.stream)
-        reply, acks = self._evalsha_and_wait(shard, call)
-        if isinstance(reply, redis.exceptions.NoScriptError):  # the server lost its scripts
-            shard.script_load(self._append.script)
-            reply, acks = self._evalsha_and_wait(shard, call)
-        if isinstance(reply, Exception):
-            raise reply
-        result = parse_append_reply(call, reply)
-        if isinstance(acks, list):
-            local, replicas = int(acks[0]), int(acks[1])
-            if (wanted.fsync and local < 1) or replicas < wanted.replicas:
-                raise DurabilityError(
-                    call.stream,
-                    f"fsync={wanted.fsync}, replicas={wanted.replicas}",
-                    f"fsynced={local}, replicas={replicas}",
-                )
-        elif int(acks) < wanted.replicas:
-            raise DurabilityError(call.stream, f"replicas={wanted.replicas}", f"replicas={acks}")
-        return result
-
-    def _evalsha_and_wait(self, shard: redis.Redis, call: AppendCall) -> tuple[Any, Any]:
-        # EVALSHA sent directly: a Script object in a pipeline costs a SCRIPT EXISTS round
-        # trip on every execute. A re-send after NOSCRIPT is safe: nothing was written.
-        wanted = self.durability
-        with shard.pipeline(transaction=False) as pipe:
-            pipe.evalsha(self._append.sha, len(call.keys), *call.keys, *call.args)
-            if wanted.fsync and self.server.has_waitaof:
-                pipe.execute_command("WAITAOF", 1, wanted.replicas, wanted.timeout_ms)  # type: ignore[no-untyped-call]
-            else:
-                pipe.execute_command("WAIT", wanted.replicas, wanted.timeout_ms)  # type: ignore[no-untyped-call]
-            reply, acks = pipe.execute(raise_on_error=False)
-        return reply, acks
-
-    def _shard_client(self, key: str) -> redis.Redis:
-        if isinstance(self.client, RedisCluster):
-            node = self.client.get_node_from_key(key)
-            return cast(redis.Redis, node.redis_connection)
-        return self.client
+        shard = shard_client(self.client, call.stream)
+        return append_and_wait(shard, self._append, call, self.durability, self.server)
 
     @property
     def is_cluster(self) -> bool:
@@ -572,44 +504,6 @@ class EventStore:
             )
         return stored
 
-    def _check_durability(self) -> None:
-        wanted = self.durability
-        # without AOF there is nothing to fsync (and WAITAOF would fail after the write)
-        aof_off = self.server.appendonly == "no"
-        no_wait = not self.server.has_waitaof and self.server.appendfsync != "always"
-        if wanted.fsync and (aof_off or no_wait):
-            raise ConfigurationError(
-                f"durability fsync=True needs appendonly yes and WAITAOF (Redis 7.2+) or "
-                f"appendfsync always; server {self.server.version_text} has "
-                f"appendonly={self.server.appendonly}, appendfsync={self.server.appendfsync}"
-            )
-
-
-def _release_cluster_nodes(client: RedisCluster) -> None:
-    # RedisCluster.close() leaves the pools of startup nodes, and of node objects replaced
-    # by a topology refresh, connected; they are ours to release
-    nodes = [
-        *client.nodes_manager.startup_nodes.values(),
-        *client.nodes_manager.nodes_cache.values(),
-    ]
-    for node in nodes:
-        if node.redis_connection is not None:
-            node.redis_connection.connection_pool.disconnect()
-
 
 def _log_id(position: int) -> str:
     return f"0-{position}" if position > 0 else "0-0"
-
-
-def _client(url: str, **options: Any) -> redis.Redis:
-    """A client for ``url``; ``redis+cluster://`` (or ``rediss+cluster://``) is a cluster."""
-    options.setdefault("socket_timeout", DEFAULT_SOCKET_TIMEOUT)
-    options.setdefault("socket_connect_timeout", 5.0)
-    scheme, sep, rest = url.partition("://")
-    if scheme.endswith("+cluster"):
-        # RedisCluster has the same command methods and routes scripts by their first key;
-        # every script call's keys share one hash tag, so each goes to a single shard.
-        cluster = RedisCluster.from_url(f"{scheme.removesuffix('+cluster')}{sep}{rest}", **options)
-        return cast(redis.Redis, cluster)
-    options.setdefault("health_check_interval", 15)
-    return redis.Redis.from_url(url, **options)

@@ -12,8 +12,9 @@ import redis
 from redis.cluster import RedisCluster
 
 from eventstore._core.keys import KeySchema
+from eventstore._redis.clients import DEFAULT_SOCKET_TIMEOUT
 from eventstore._redis.embedded import EmbeddedServer
-from eventstore._redis.store import DEFAULT_SOCKET_TIMEOUT, EventStore
+from eventstore._redis.store import EventStore
 from eventstore.cli._domain import Domain, load_domain
 from eventstore.cli._errors import CliError
 from eventstore.cli._output import Output

@@ -22,7 +22,8 @@ from rich.console import Console
 from eventstore._core.errors import StoredDataError
 from eventstore._core.log import parse_pointers, resolve_call
 from eventstore._core.records import Entries
-from eventstore._redis.store import EventStore, load_script
+from eventstore._redis.clients import load_script
+from eventstore._redis.store import EventStore
 from eventstore.cli._checks import (
     KeyKind,
     Problem,

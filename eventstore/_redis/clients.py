@@ -1,0 +1,64 @@
+"""Opening redis-py clients (standalone or cluster) and loading our Lua scripts."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any, cast
+
+import redis
+from redis.cluster import RedisCluster
+from redis.commands.core import Script
+
+__all__ = [
+    "DEFAULT_SOCKET_TIMEOUT",
+    "load_script",
+    "open_client",
+    "release_cluster_nodes",
+    "shard_client",
+]
+
+# Blocking reads (subscriptions, workers) block for at most a few seconds; the socket
+# timeout must stay above that or redis-py times out and silently retries the read.
+DEFAULT_SOCKET_TIMEOUT = 30.0
+
+
+def load_script(client: redis.Redis, name: str) -> Script:
+    """Register ``lua/<name>.lua`` on ``client`` (EVALSHA, reloaded after NOSCRIPT)."""
+    source = resources.files("eventstore._redis").joinpath("lua", f"{name}.lua").read_text()
+    return client.register_script(source)
+
+
+def open_client(url: str, **options: Any) -> redis.Redis:
+    """A client for ``url``; ``redis+cluster://`` (or ``rediss+cluster://``) is a cluster."""
+    options.setdefault("socket_timeout", DEFAULT_SOCKET_TIMEOUT)
+    options.setdefault("socket_connect_timeout", 5.0)
+    scheme, sep, rest = url.partition("://")
+    if scheme.endswith("+cluster"):
+        # RedisCluster has the same command methods and routes scripts by their first key;
+        # every script call's keys share one hash tag, so each goes to a single shard.
+        cluster = RedisCluster.from_url(f"{scheme.removesuffix('+cluster')}{sep}{rest}", **options)
+        return cast(redis.Redis, cluster)
+    options.setdefault("health_check_interval", 15)
+    return redis.Redis.from_url(url, **options)
+
+
+def shard_client(client: redis.Redis, key: str) -> redis.Redis:
+    """The client of the server holding ``key``: the node's own on a cluster."""
+    if isinstance(client, RedisCluster):
+        return cast(redis.Redis, client.get_node_from_key(key).redis_connection)
+    return client
+
+
+def release_cluster_nodes(client: RedisCluster) -> None:
+    """Disconnect every node pool a cluster client holds.
+
+    RedisCluster.close() leaves the pools of startup nodes, and of node objects replaced
+    by a topology refresh, connected.
+    """
+    nodes = [
+        *client.nodes_manager.startup_nodes.values(),
+        *client.nodes_manager.nodes_cache.values(),
+    ]
+    for node in nodes:
+        if node.redis_connection is not None:
+            node.redis_connection.connection_pool.disconnect()
