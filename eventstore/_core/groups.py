@@ -37,6 +37,7 @@ __all__ = [
     "describe_error",
     "parse_claim_reply",
     "parse_dead_letter",
+    "parse_first_position",
     "parse_group_info",
     "parse_pending_entries",
     "parse_pending_count",
@@ -124,6 +125,12 @@ def parse_pending_entries(reply: Sequence[Any]) -> list[PendingEntry]:
     ]
 
 
+def parse_first_position(reply: Sequence[Any], last_position: int) -> int:
+    """The position of a log's first entry from ``XRANGE log - + COUNT 1``
+    (``last_position + 1`` when the log is empty)."""
+    return version_of_id(reply[0][0]) if reply else last_position + 1
+
+
 def parse_pending_count(reply: Sequence[Any]) -> int:
     """The total of XPENDING's summary form ``[count, min, max, consumers]``."""
     return int(reply[0])
@@ -178,19 +185,24 @@ def partition_status(
     retry_length: int,
     retry_pending: int,
     dead_letters: int,
+    first_position: int = 1,
 ) -> PartitionStatus:
     """Exact lag from positions: the log is gap-free, so lag = last - last delivered.
 
     Works on 6.2 (whose XINFO has no ``lag``) and after trims (which keep positions).
+    ``first_position`` is the log's first entry (``last_position + 1`` when a trim
+    emptied it): entries trimmed below it can never be delivered, so they are no lag
+    (a group created after a trim would otherwise lag by them forever).
     Acknowledged retry entries are deleted, so the retry stream's undelivered part is
     its length minus its pending entries.
     """
     delivered = version_of_id(log_group.last_delivered_id)
+    undelivered_after = max(delivered, first_position - 1)
     return PartitionStatus(
         partition,
         last_position,
         delivered,
-        max(last_position - delivered, 0) + retry_length - retry_pending,
+        max(last_position - undelivered_after, 0) + retry_length - retry_pending,
         log_group.pending + retry_pending,
         dead_letters,
     )

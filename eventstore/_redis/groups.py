@@ -24,6 +24,7 @@ from eventstore._core.groups import (
     PendingEntry,
     dead_letter_pointer,
     parse_dead_letter,
+    parse_first_position,
     parse_group_info,
     parse_pending_count,
     parse_pending_entries,
@@ -181,13 +182,17 @@ class ConsumerGroup:
             pipe.xlen(retry)
             command(pipe, "XPENDING", retry, self.name)
             pipe.xlen(keys.dead_letters(partition, self.name))
-            position, groups, retry_length, retry_pending, dead = pipe.execute(raise_on_error=False)
+            pipe.xrange(log, count=1)  # where a trim left the log: below it is no lag
+            replies = pipe.execute(raise_on_error=False)
+        position, groups, retry_length, retry_pending, dead, first = replies
         log_group = self._group_info(groups, log)
         if isinstance(retry_pending, redis.ResponseError):
             raise GroupNotFound(self.name, retry) from retry_pending
+        last_position = int(position or 0)
         return partition_status(
             partition,
-            last_position=int(position or 0),
+            first_position=parse_first_position(first, last_position),
+            last_position=last_position,
             log_group=log_group,
             retry_length=int(retry_length),
             retry_pending=parse_pending_count(retry_pending),

@@ -47,7 +47,7 @@ from redis.cluster import RedisCluster
 
 from aggregates import DomainEvent
 from eventstore._core.checkpoint import Checkpoint
-from eventstore._core.codec import now_ms
+from eventstore._core.codec import now_ms, version_of_id
 from eventstore._core.errors import ConfigurationError, ProjectionError, ProjectionTakenOver
 from eventstore._core.groups import describe_error
 from eventstore._core.keys import validate_name
@@ -161,6 +161,7 @@ class Projection:
         self._thread: threading.Thread | None = None
         self._token, self._leased = "", False
         self._failed: tuple[int, int] | None = None  # (partition, position) of last_error
+        self._commits = 0  # successful commits so far: run() tells outages apart with it
 
     # -- declaring ------------------------------------------------------------------------
 
@@ -237,11 +238,14 @@ class Projection:
                 "promote another version before retiring it"
             )
         client, keys = self.store.client, self.store.keys
+        # The lease goes first: a runner still applying this version commits under it
+        # (WATCH), so once it is gone no commit can recreate model keys or re-register
+        # the checkpoint after they are deleted below.
+        client.delete(self.lease_key)
         doomed = [self.key(), *client.scan_iter(match=f"{self.key()}:*", count=500)]
         deleted = int(client.unlink(*doomed))
         for partition in range(keys.partitions):
             client.hdel(keys.checkpoints(partition), self.checkpoint_field)
-        client.delete(self.lease_key)  # a runner still applying this version stops
         client.delete(self.error_key)
         return deleted
 
@@ -256,13 +260,16 @@ class Projection:
         ``ProjectionTakenOver`` at its next commit, without committing anything.
         """
         self._token, self._leased = uuid.uuid4().hex, False
-        delay, failing_since = 0.05, 0.0
+        delay, failing_since, commits = 0.05, 0.0, -1
         while not self._stopped.is_set():
             try:
                 self._follow(live=not until_caught_up)
                 return
             except RETRYABLE:
-                failing_since = failing_since or time.monotonic()
+                # reconnect_for bounds one outage: a commit since the last failure means
+                # the link came back, so this failure starts a new outage (and backoff).
+                if commits != self._commits:
+                    delay, failing_since, commits = 0.05, time.monotonic(), self._commits
                 if time.monotonic() - failing_since > self.reconnect_for:
                     raise
                 self._stopped.wait(delay * (0.5 + random.random()))
@@ -296,7 +303,7 @@ class Projection:
 
         Raises the ``ProjectionError`` that stopped the background thread, if one did.
         """
-        head = self.store.head()
+        head = self._last_entries()
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._progress:
             while True:
@@ -308,6 +315,19 @@ class Projection:
                 if remaining is not None and remaining <= 0:
                     return False
                 self._progress.wait(remaining if remaining is not None else 1.0)
+
+    def _last_entries(self) -> Checkpoint:
+        """The last log entry of each partition at or below the current head.
+
+        Not the head itself: entries a trim removed can never be applied, and a version
+        started after a trim that emptied a log would otherwise never be caught up.
+        """
+        keys = self.store.keys
+        with self.store.client.pipeline(transaction=False) as pipe:
+            for partition, position in enumerate(self.store.head().positions):
+                pipe.xrevrange(keys.log(partition), f"0-{position}", "-", count=1)
+            replies = pipe.execute()
+        return Checkpoint(tuple(version_of_id(last[0][0]) if last else 0 for last in replies))
 
     def __enter__(self) -> Self:
         return self.start()
@@ -386,6 +406,10 @@ class Projection:
         batch.marks.append((mark, record))
         try:
             self._handlers[record.event_type](record.event, context)
+        except RETRYABLE:
+            # The projection's own link failed (e.g. a read through ctx.client), not the
+            # handler: run() reconnects and handles the event again from the checkpoint.
+            raise
         except Exception as exc:
             # Drop this event's queued writes, keep the earlier events' ones: the checkpoint
             # stops right before the failed event, which is handled again after a restart.
@@ -403,7 +427,7 @@ class Projection:
         with self.store.client.pipeline(transaction=True) as tx:
             # WATCH the lease: if another runner takes over before EXEC, nothing applies.
             tx.watch(self.lease_key)  # type: ignore[no-untyped-call]
-            if tx.get(self.lease_key) != self._token.encode():
+            if self._watched_lease(tx) != self._token.encode():
                 raise ProjectionTakenOver(self.name, self.version, self.lease_key)
             tx.multi()
             for args, options in queued:
@@ -419,15 +443,31 @@ class Projection:
         if passes:
             self._failed = None
         batch.committed, batch.marks = position, []
+        self._commits += 1
         self._set_committed(self._committed.advance(batch.partition, position))
+
+    def _watched_lease(self, tx: Pipeline) -> Any:
+        try:
+            return tx.get(self.lease_key)
+        except redis.WatchError as exc:
+            raise self._watch_failed(exc) from exc
 
     def _execute(self, tx: Pipeline, batch: _Batch) -> list[Any]:
         try:
             return tx.execute(raise_on_error=False)
         except redis.WatchError as exc:
-            raise ProjectionTakenOver(self.name, self.version, self.lease_key) from exc
+            raise self._watch_failed(exc) from exc
         except redis.ResponseError as exc:  # refused while queuing: EXEC applied nothing
             raise self._fail(_failed_record(batch, _command_index(exc)), str(exc), exc) from exc
+
+    def _watch_failed(self, exc: redis.WatchError) -> Exception:
+        # redis-py raises WatchError too when the connection dies while a key is watched
+        # (before or after EXEC). If the lease is still ours, nobody took over: report a
+        # lost connection, which run() retries from the checkpoint stored in Redis (the
+        # EXEC applied all or nothing), instead of stopping the projection for good.
+        if self.store.client.get(self.lease_key) == self._token.encode():
+            return redis.ConnectionError(f"connection lost during a commit ({exc})")
+        return ProjectionTakenOver(self.name, self.version, self.lease_key)
 
     def _rewind_after_failed_exec(self, batch: _Batch, index: int, exc: Exception) -> None:
         # EXEC does not roll back: the other commands were applied. Put the checkpoint back

@@ -173,22 +173,30 @@ class Worker:
             read = parse_read_reply(
                 self._xreadgroup(list(after.values()), streams, block=False, count=REDELIVERY_BATCH)
             )
+            batches = []
             for stream in streams:
                 entries = read.get(stream.key, [])
                 if not entries:
                     del after[stream.key]
                     continue
                 after[stream.key] = entries[-1][0].decode()
-                self._handle(stream, entries, redelivered=True)
+                batches.append((stream, self._prepare(stream, entries, redelivered=True)))
+            self._deliver_all(batches)
 
     def _read_new(self, *, block: bool) -> bool:
         streams = self.group.streams
         read = parse_read_reply(
             self._xreadgroup([">"] * len(streams), streams, block=block, count=self.batch_size)
         )
-        for stream in streams:
-            if read.get(stream.key):
-                self._handle(stream, read[stream.key], redelivered=False)
+        # One read holds entries of several streams: deliver them as one batch, so the
+        # entries of later partitions are renewed while earlier ones are handled (else they
+        # look abandoned and another worker claims them while this one still will run them).
+        batches = [
+            (stream, self._prepare(stream, read[stream.key], redelivered=False))
+            for stream in streams
+            if read.get(stream.key)
+        ]
+        self._deliver_all(batches)
         return any(read.values())
 
     def _claim_due(self) -> bool:
@@ -208,7 +216,8 @@ class Worker:
                 if reply.entries:
                     claimed = True
                     self.stats.claimed += len(reply.entries)
-                    self._handle(stream, list(reply.entries), redelivered=True)
+                    deliveries = self._prepare(stream, list(reply.entries), redelivered=True)
+                    self._deliver_all([(stream, deliveries)])
                 cursor = reply.cursor
                 if reply.done:
                     break
@@ -246,7 +255,10 @@ class Worker:
 
     # -- handling -------------------------------------------------------------------------
 
-    def _handle(self, stream: GroupStream, entries: list[RawEntry], *, redelivered: bool) -> None:
+    def _prepare(
+        self, stream: GroupStream, entries: list[RawEntry], *, redelivered: bool
+    ) -> list[_Delivery]:
+        """Acknowledge deleted entries, resolve the others, park exhausted redeliveries."""
         gone = [entry_id.decode() for entry_id, fields in entries if fields is None]
         if gone:
             self._ack(stream, gone)
@@ -255,7 +267,7 @@ class Worker:
         deliveries = self._resolve(stream, live)
         if redelivered:
             deliveries = self._park_exhausted(stream, deliveries)
-        self._deliver_all(stream, deliveries)
+        return deliveries
 
     def _resolve(
         self, stream: GroupStream, entries: list[tuple[bytes, dict[bytes, bytes]]]
@@ -311,23 +323,40 @@ class Worker:
                 keep.append(delivery)
         return keep
 
-    def _deliver_all(self, stream: GroupStream, deliveries: list[_Delivery]) -> None:
+    def _deliver_all(self, batches: Sequence[tuple[GroupStream, list[_Delivery]]]) -> None:
+        held = [(stream, delivery) for stream, deliveries in batches for delivery in deliveries]
         renewed = time.monotonic()
-        skip: set[str] = set()
-        for index, delivery in enumerate(deliveries):
+        skip: set[tuple[str, str]] = set()
+        for index, (stream, delivery) in enumerate(held):
             if self._stop.is_set():
-                self._lease(stream, [d.entry_id for d in deliveries[index:]], "release")
+                self._lease_held(held[index:], "release")
                 return
             if (time.monotonic() - renewed) * 1000 > self.claim_idle_ms / 3:
-                # Entries waiting their turn must not look abandoned to other workers.
-                waiting = [d.entry_id for d in deliveries[index:] if d.entry_id not in skip]
-                owned = set(self._lease(stream, waiting, "renew"))
-                skip.update(entry_id for entry_id in waiting if entry_id not in owned)
+                # Entries waiting their turn (in every stream of the read) must not look
+                # abandoned to other workers.
+                waiting = [(s, d) for s, d in held[index:] if (s.key, d.entry_id) not in skip]
+                owned = self._lease_held(waiting, "renew")
+                skip.update(
+                    (s.key, d.entry_id) for s, d in waiting if (s.key, d.entry_id) not in owned
+                )
                 renewed = time.monotonic()
-            if delivery.entry_id in skip:
+            if (stream.key, delivery.entry_id) in skip:
                 self.stats.lost += 1
                 continue
             self._deliver(stream, delivery)
+
+    def _lease_held(
+        self, held: Sequence[tuple[GroupStream, _Delivery]], mode: str
+    ) -> set[tuple[str, str]]:
+        """Renew or release held entries, stream by stream; the (stream, id) still owned."""
+        by_stream: dict[GroupStream, list[str]] = {}
+        for stream, delivery in held:
+            by_stream.setdefault(stream, []).append(delivery.entry_id)
+        return {
+            (stream.key, entry_id)
+            for stream, entry_ids in by_stream.items()
+            for entry_id in self._lease(stream, entry_ids, mode)
+        }
 
     def _deliver(self, stream: GroupStream, delivery: _Delivery) -> None:
         try:
