@@ -27,6 +27,7 @@ from eventstore._core.errors import (
     SubscriptionError,
     UnknownEventType,
     UnsafeServerConfig,
+    WorkerDisconnected,
 )
 from eventstore._core.expected import ExpectedVersion
 from eventstore._core.groups import DeadLetter, ErrorInfo, PartitionStatus, TrimResult
@@ -72,6 +73,7 @@ __all__ = [
     "TrimResult",
     "GroupNotFound",
     "DeadLetterNotFound",
+    "WorkerDisconnected",
     # reading (issue 3)
     "Checkpoint",
     "FROM_NOW",

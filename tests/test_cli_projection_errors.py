@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from eventstore import EventStore, Projection, ProjectionContext
-from eventstore.examples.bank import MoneyWithdrawn
+from eventstore import EventStore, Projection, ProjectionContext, ProjectionError, Repository
+from eventstore.examples.bank import Account, MoneyWithdrawn
 from tests.cli_helpers import run, run_json, write_bank
 
 PICKY_APP = """
 import sys
 
 from eventstore import EventStore, Projection
-from eventstore.examples.bank import MoneyWithdrawn
+from eventstore.examples.bank import Account, MoneyWithdrawn
 
 
 def eventstore_projections(store):
@@ -92,7 +92,7 @@ def test_status_shows_the_failure_of_another_process_until_it_is_passed(
 
 FIXED_APP = """
 from eventstore import Projection
-from eventstore.examples.bank import MoneyWithdrawn
+from eventstore.examples.bank import Account, MoneyWithdrawn
 
 
 def eventstore_projections(store):
@@ -131,3 +131,33 @@ def test_a_rebuild_serves_a_version_without_the_failure_and_retires_the_failed_o
     assert (again["version"], again["retired_version"]) == (3, 2)
     listed = run_json(redis_url, namespace, "projections", "list", app=None)["projections"]
     assert [(v["version"], v["last_error"]) for v in listed] == [(1, failures[1]), (3, None)]
+
+
+def test_lag_counts_only_what_a_trim_left_in_the_log(
+    redis_url: str, namespace: str, store: EventStore
+) -> None:
+    write_bank(store)
+    (trimmed,) = store.trim_log()  # nothing needs the log yet: positions 1..9 go
+    assert trimmed.trimmed_to == 10
+    accounts = Repository(store, Account)
+    alice = accounts.get("alice")
+    alice.deposit(5)
+    alice.withdraw(1)
+    accounts.save(alice)  # positions 10 and 11
+    picky = Projection(store, "picky")
+
+    @picky.on(MoneyWithdrawn)
+    def _withdrawn(event: MoneyWithdrawn, ctx: ProjectionContext) -> None:
+        raise RuntimeError("not yet")
+
+    with pytest.raises(ProjectionError):
+        picky.run(until_caught_up=True)  # registered at 0, after the trim
+    assert picky.checkpoint().positions == (0,)
+    (listed,) = run_json(redis_url, namespace, "projections", "list", app=None)["projections"]
+    # positions 10 and 11 are still to apply; 1..9 are gone and can never be
+    assert (listed["lag"], listed["caught_up"]) == (2, False)
+    assert listed["partitions"] == [{"partition": 0, "position": 0, "head": 11, "lag": 2}]
+    _fixed(store).run(until_caught_up=True)
+    status = run_json(redis_url, namespace, "projections", "status", "picky", app=None)
+    (version,) = status["versions"]
+    assert (version["lag"], version["caught_up"]) == (0, True)

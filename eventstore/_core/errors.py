@@ -11,6 +11,7 @@ EventStoreError
 │   └── UnsafeServerConfig  e.g. an eviction policy that can delete history
 ├── DurabilityError         the write happened but the durability wait timed out
 ├── SubscriptionError       a reader could not reach the server for too long (checkpoint)
+├── WorkerDisconnected      a group's worker could not reach the server for too long
 ├── ProjectionError         a projection handler failed (projection, event, position)
 ├── ProjectionTakenOver     another runner started the same projection version
 ├── GroupNotFound           no such consumer group on a partition stream (group, stream)
@@ -35,6 +36,7 @@ __all__ = [
     "SubscriptionError",
     "UnknownEventType",
     "UnsafeServerConfig",
+    "WorkerDisconnected",
 ]
 
 
@@ -169,6 +171,24 @@ class SubscriptionError(EventStoreError):
         self.checkpoint = checkpoint
         self.reason = reason
         super().__init__(f"subscription stopped at checkpoint {checkpoint!r}: {reason}")
+
+
+class WorkerDisconnected(EventStoreError):
+    """A consumer group's worker gave up after ``reconnect_for`` seconds without a server.
+
+    Nothing is lost: the events it held stay pending for it (``run`` again with the same
+    consumer name drains them first) or for another worker after ``claim_idle``.
+    """
+
+    def __init__(self, group: str, consumer: str, reconnect_for: float, reason: str) -> None:
+        self.group = group
+        self.consumer = consumer
+        self.reconnect_for = reconnect_for
+        self.reason = reason
+        super().__init__(
+            f"worker {consumer!r} of consumer group {group!r} stopped: no server for "
+            f"{reconnect_for:g}s ({reason}); its events stay pending"
+        )
 
 
 class ProjectionTakenOver(EventStoreError):

@@ -37,6 +37,7 @@ __all__ = [
     "describe_error",
     "parse_claim_reply",
     "parse_dead_letter",
+    "log_lag",
     "parse_first_position",
     "parse_group_info",
     "parse_pending_entries",
@@ -131,6 +132,15 @@ def parse_first_position(reply: Sequence[Any], last_position: int) -> int:
     return version_of_id(reply[0][0]) if reply else last_position + 1
 
 
+def log_lag(last_position: int, done: int, first_position: int) -> int:
+    """Entries of a log after position ``done`` that a reader can still get.
+
+    Entries a trim removed (below ``first_position``, the log's first entry, or
+    ``last_position + 1`` when the trim emptied it) can never be read, so they are no lag.
+    """
+    return max(last_position - max(done, first_position - 1), 0)
+
+
 def parse_pending_count(reply: Sequence[Any]) -> int:
     """The total of XPENDING's summary form ``[count, min, max, consumers]``."""
     return int(reply[0])
@@ -197,12 +207,11 @@ def partition_status(
     its length minus its pending entries.
     """
     delivered = version_of_id(log_group.last_delivered_id)
-    undelivered_after = max(delivered, first_position - 1)
     return PartitionStatus(
         partition,
         last_position,
         delivered,
-        max(last_position - undelivered_after, 0) + retry_length - retry_pending,
+        log_lag(last_position, delivered, first_position) + retry_length - retry_pending,
         log_group.pending + retry_pending,
         dead_letters,
     )

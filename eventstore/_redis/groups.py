@@ -133,13 +133,16 @@ class ConsumerGroup:
         claim_idle: timedelta = timedelta(seconds=30),
         batch_size: int = 10,
         block: timedelta = timedelta(seconds=1),
+        reconnect_for: float = 60.0,
     ) -> Worker:
         """A worker named ``consumer`` calling ``handler`` for each event it is given.
 
         The handler returning acknowledges the event; raising counts a failed delivery,
         retried after ``claim_idle``, dead-lettered at ``max_deliveries``. Entries a
         worker holds longer than ``claim_idle`` (it died, or stalled) are claimed by the
-        others, so ``claim_idle`` must exceed the slowest handler call.
+        others, so ``claim_idle`` must exceed the slowest handler call. A lost server is
+        retried with backoff; after ``reconnect_for`` seconds of one continuous outage
+        ``run`` raises ``WorkerDisconnected`` (its events stay pending).
         """
         from eventstore._redis.worker import Worker
 
@@ -151,6 +154,7 @@ class ConsumerGroup:
             claim_idle=claim_idle,
             batch_size=batch_size,
             block=block,
+            reconnect_for=reconnect_for,
         )
 
     # -- lag and pending ------------------------------------------------------------------

@@ -6,10 +6,17 @@ stalled, or their handler failed and they are due for a retry) and read new ones
 (XREADGROUP ``>``, blocking a short while). Each entry is acknowledged only after the
 handler returned; a failure leaves it pending, so it comes back after ``claim_idle``,
 until its own delivery count reaches ``max_deliveries`` and it is parked.
+
+A lost connection (or a restarting server) does not end ``run``: the worker backs off
+(jittered, capped) and starts over by draining its own pending entries, which still hold
+whatever it had read but not acknowledged (the event in hand included, if its XACK
+failed). It gives up with ``WorkerDisconnected`` after ``reconnect_for`` seconds of one
+continuous outage.
 """
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -19,7 +26,7 @@ from typing import TYPE_CHECKING, Any, cast
 import attrs
 
 from eventstore._core.codec import now_ms
-from eventstore._core.errors import ConfigurationError, StoredDataError
+from eventstore._core.errors import ConfigurationError, StoredDataError, WorkerDisconnected
 from eventstore._core.groups import (
     ClaimReply,
     ErrorInfo,
@@ -35,6 +42,7 @@ from eventstore._core.groups import (
 from eventstore._core.keys import validate_name
 from eventstore._core.log import Pointer, parse_pointers
 from eventstore._core.records import RecordedEvent
+from eventstore._redis.follower import RETRYABLE
 from eventstore._redis.groups import command
 
 if TYPE_CHECKING:
@@ -49,6 +57,10 @@ REDELIVERY_BATCH = 1
 
 RELEASED_IDLE_MS = 86_400_000
 """Idle time given to entries released on shutdown: far past any ``claim_idle``."""
+
+FIRST_BACKOFF = 0.05
+MAX_BACKOFF = 1.0
+"""Seconds between reconnection attempts: doubling from the first, capped, jittered."""
 
 
 @attrs.define
@@ -77,6 +89,32 @@ class _Delivery:
     error: Exception | None = None
 
 
+class _Outage:
+    """The current outage of a worker's link: when it began, and the next backoff.
+
+    ``reads`` is the worker's count of successful reads: a read since the last failure
+    means the link came back, so the next failure starts a new outage (and backoff).
+    """
+
+    def __init__(self) -> None:
+        self.since = 0.0
+        self.delay = FIRST_BACKOFF
+        self.reads = -1
+
+    def failed(self, reads: int) -> float:
+        """Note a failure; returns how long the current outage has lasted (seconds)."""
+        now = time.monotonic()
+        if reads != self.reads:
+            self.since, self.delay, self.reads = now, FIRST_BACKOFF, reads
+        return now - self.since
+
+    def next_delay(self) -> float:
+        """The jittered wait before the next attempt (herds of workers spread out)."""
+        delay = self.delay * (0.5 + random.random())
+        self.delay = min(self.delay * 2, MAX_BACKOFF)
+        return delay
+
+
 class Worker:
     """A consumer of a group: ``run()`` handles events until ``stop()`` (or idle).
 
@@ -91,6 +129,7 @@ class Worker:
     Graceful stop: the event in hand is finished and acknowledged; the rest of the batch
     is released untried (delivery count restored) for any worker to take. A killed
     worker loses nothing: its entries stay pending and are claimed after ``claim_idle``.
+    A lost server is waited out for ``reconnect_for`` seconds (see the module docstring).
     """
 
     def __init__(
@@ -103,22 +142,27 @@ class Worker:
         claim_idle: timedelta,
         batch_size: int,
         block: timedelta,
+        reconnect_for: float = 60.0,
     ) -> None:
         validate_name("consumer", consumer)
         if max_deliveries < 1 or batch_size < 1:
             raise ValueError("max_deliveries and batch_size must be >= 1")
+        if reconnect_for < 0:
+            raise ValueError(f"reconnect_for must be >= 0, got {reconnect_for}")
         self.group = group
         self.consumer = consumer
         self.handler = handler
         self.max_deliveries = max_deliveries
         self.claim_idle_ms = max(int(claim_idle.total_seconds() * 1000), 1)
         self.batch_size = batch_size
+        self.reconnect_for = reconnect_for
         # Wake up often enough to claim, and never block as long as the socket timeout.
         self.block_ms = max(10, min(int(block.total_seconds() * 1000), self.claim_idle_ms // 2))
         self.stats = WorkerStats()
         self._client = group.client
         self._stop = threading.Event()
         self._last_claim = 0.0
+        self._reads = 0
         self._check_socket_timeout()
 
     def _check_socket_timeout(self) -> None:
@@ -140,19 +184,42 @@ class Worker:
 
     def run(self, *, stop_when_idle: bool = False) -> WorkerStats:
         """Handle events until ``stop()``; with ``stop_when_idle``, also return once the
-        group has nothing undelivered and nothing pending (retries included)."""
+        group has nothing undelivered and nothing pending (retries included).
+
+        Survives a lost server: reconnects with backoff and carries on; raises
+        ``WorkerDisconnected`` after ``reconnect_for`` seconds of one continuous outage.
+        """
+        outage = _Outage()
         try:
-            self._drain_own_pending()
             while not self._stop.is_set():
-                worked = self._claim() if self._claim_due() else False
-                if self._read_new(block=False) or worked:
-                    continue
-                if stop_when_idle and self._group_idle():
+                try:
+                    self._work(stop_when_idle=stop_when_idle)
                     break
-                self._read_new(block=True)  # wait for new events, or for claims to fall due
+                except RETRYABLE as exc:
+                    self._back_off(outage, exc)
         finally:
             self._stop.clear()
         return self.stats
+
+    def _work(self, *, stop_when_idle: bool) -> None:
+        # Draining first also takes back, after a reconnect, what the lost link left
+        # pending here: unacknowledged entries, and entries a lost read reply delivered.
+        self._drain_own_pending()
+        while not self._stop.is_set():
+            worked = self._claim() if self._claim_due() else False
+            if self._read_new(block=False) or worked:
+                continue
+            if stop_when_idle and self._group_idle():
+                return
+            self._read_new(block=True)  # wait for new events, or for claims to fall due
+
+    def _back_off(self, outage: _Outage, exc: Exception) -> None:
+        """Wait before reconnecting (``stop()`` cuts it short); give up past the limit."""
+        if outage.failed(self._reads) > self.reconnect_for:
+            raise WorkerDisconnected(
+                self.group.name, self.consumer, self.reconnect_for, f"{exc}"
+            ) from exc
+        self._stop.wait(outage.next_delay())
 
     # -- reading --------------------------------------------------------------------------
 
@@ -163,7 +230,9 @@ class Worker:
         if block:
             args += ["BLOCK", self.block_ms]
         args += ["STREAMS", *(stream.key for stream in streams), *ids]
-        return command(self._client, "XREADGROUP", *args)
+        reply = command(self._client, "XREADGROUP", *args)
+        self._reads += 1  # the link works: a later failure is a new outage
+        return reply
 
     def _drain_own_pending(self) -> None:
         """Take back what this consumer held when it last stopped (or died)."""

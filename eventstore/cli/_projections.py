@@ -16,6 +16,7 @@ import attrs
 import click
 from rich.console import Console
 
+from eventstore._core.groups import log_lag, parse_first_position
 from eventstore._core.projections import ProjectionFailure, parse_failure
 from eventstore._redis.projection import Projection
 from eventstore._redis.store import EventStore
@@ -35,19 +36,33 @@ _BLOCK_MS = 100
 
 @attrs.frozen
 class ProjectionState:
-    """One version of a projection: its checkpoint per partition against the log heads."""
+    """One version of a projection: its checkpoint per partition against the log heads.
+
+    ``firsts`` holds each log's first position (``head + 1`` when a trim emptied it): lag
+    counts only entries still in the log, as ``wait_until_caught_up`` and group lag do,
+    so a version started after a trim is not shown lagging by what it can never read.
+    """
 
     name: str
     version: int
     active: bool
     positions: tuple[int, ...]
     heads: tuple[int, ...]
+    firsts: tuple[int, ...]
     last_error: ProjectionFailure | None = None
+
+    @property
+    def partition_lags(self) -> tuple[int, ...]:
+        """Per partition: events still in the log that this version has not applied."""
+        return tuple(
+            log_lag(head, pos, first)
+            for pos, head, first in zip(self.positions, self.heads, self.firsts, strict=True)
+        )
 
     @property
     def lag(self) -> int:
         """Events in the logs this version has not applied yet, over all partitions."""
-        return sum(max(head - pos, 0) for pos, head in zip(self.positions, self.heads, strict=True))
+        return sum(self.partition_lags)
 
     def as_json(self) -> dict[str, Any]:
         """The documented shape of one projection version."""
@@ -59,8 +74,10 @@ class ProjectionState:
             "caught_up": self.lag == 0,
             "last_error": failure_json(self.last_error),
             "partitions": [
-                {"partition": p, "position": pos, "head": head, "lag": max(head - pos, 0)}
-                for p, (pos, head) in enumerate(zip(self.positions, self.heads, strict=True))
+                {"partition": p, "position": pos, "head": head, "lag": lag}
+                for p, (pos, head, lag) in enumerate(
+                    zip(self.positions, self.heads, self.partition_lags, strict=True)
+                )
             ],
         }
 
@@ -75,12 +92,20 @@ def _parse_field(field: str) -> tuple[str, int] | None:
 def projection_states(store: EventStore) -> list[ProjectionState]:
     """Every projection version with a checkpoint in the namespace, by name and version."""
     keys = store.keys
+    # heads first: an entry appended after them is then never taken for a trimmed-away one
+    heads = store.head().positions
     with store.client.pipeline(transaction=False) as pipe:
         for partition in range(store.partitions):
             pipe.hgetall(keys.checkpoints(partition))
+        for partition in range(store.partitions):
+            pipe.xrange(keys.log(partition), count=1)  # where a trim left the log
         pipe.hgetall(keys.projections)
-        *per_partition, active_raw = pipe.execute()
-    heads = store.head().positions
+        *replies, active_raw = pipe.execute()
+    per_partition, first_entries = replies[: store.partitions], replies[store.partitions :]
+    firsts = tuple(
+        parse_first_position(cast(list[Any], first), head)
+        for first, head in zip(first_entries, heads, strict=True)
+    )
     active = {text(k): int(v) for k, v in cast(dict[bytes, bytes], active_raw).items()}
     found: dict[tuple[str, int], list[int]] = {}
     for partition, fields in enumerate(per_partition):
@@ -91,7 +116,7 @@ def projection_states(store: EventStore) -> list[ProjectionState]:
     failures = _failures(store, sorted(found))
     return [
         ProjectionState(
-            name, version, active.get(name) == version, tuple(pos), tuple(heads),
+            name, version, active.get(name) == version, tuple(pos), tuple(heads), firsts,
             failures[name, version],
         )
         for (name, version), pos in sorted(found.items())
