@@ -20,7 +20,8 @@ its model is, and each event takes effect once.
 
 Each commit WATCHes the version's lease key: starting a runner takes the version over, and
 a runner that lost it stops with ``ProjectionTakenOver`` before committing anything, so two
-runners never both apply an event.
+runners never both apply an event. Recording a failure and rewinding the checkpoint after a
+failed EXEC are guarded the same way.
 
 A handler that raises stops the projection with a ``ProjectionError`` naming the event;
 the writes of the events before it are committed with their checkpoint, the failed event
@@ -469,6 +470,23 @@ class Projection:
             return redis.ConnectionError(f"connection lost during a commit ({exc})")
         return ProjectionTakenOver(self.name, self.version, self.lease_key)
 
+    def _write_under_lease(self, write: Callable[[Pipeline], object]) -> None:
+        """Apply ``write``'s commands in one MULTI/EXEC only while this runner holds the lease.
+
+        Like a commit: a runner that lost the version (retired, or taken over) must not
+        re-register a retired checkpoint or move the new runner's checkpoint back.
+        """
+        with self.store.client.pipeline(transaction=True) as tx:
+            tx.watch(self.lease_key)  # type: ignore[no-untyped-call]
+            if self._watched_lease(tx) != self._token.encode():
+                raise ProjectionTakenOver(self.name, self.version, self.lease_key)
+            tx.multi()
+            write(tx)
+            try:
+                tx.execute()
+            except redis.WatchError as exc:
+                raise self._watch_failed(exc) from exc
+
     def _rewind_after_failed_exec(self, batch: _Batch, index: int, exc: Exception) -> None:
         # EXEC does not roll back: the other commands were applied. Put the checkpoint back
         # before the failed event so it is never skipped; its writes (and the later events'
@@ -476,7 +494,9 @@ class Projection:
         record = _failed_record(batch, index)
         keys = self.store.keys
         before = max(batch.committed, record.position - 1)
-        self.store.client.hset(keys.checkpoints(batch.partition), self.checkpoint_field, before)
+        self._write_under_lease(
+            lambda tx: tx.hset(keys.checkpoints(batch.partition), self.checkpoint_field, before)
+        )
         raise self._fail(record, f"Redis refused a read model write: {exc}", exc) from exc
 
     def _set_committed(self, checkpoint: Checkpoint) -> None:
@@ -494,14 +514,16 @@ class Projection:
         """The error to raise, once recorded in Redis for other processes to see."""
         error = self._error(record, reason)
         fields: dict[Any, Any] = failure_fields(error, describe_error(cause), now_ms())
+
+        def record_failure(tx: Pipeline) -> None:
+            tx.delete(self.error_key)
+            tx.hset(self.error_key, mapping=fields)
+            # failed on its first event, a version has no checkpoint yet: register it at
+            # 0, so status and list show it (and log trims keep what it still needs)
+            tx.hsetnx(self.store.keys.checkpoints(record.partition), self.checkpoint_field, 0)
+
         try:
-            with self.store.client.pipeline(transaction=True) as tx:
-                tx.delete(self.error_key)
-                tx.hset(self.error_key, mapping=fields)
-                # failed on its first event, a version has no checkpoint yet: register it at
-                # 0, so status and list show it (and log trims keep what it still needs)
-                tx.hsetnx(self.store.keys.checkpoints(record.partition), self.checkpoint_field, 0)
-                tx.execute()
+            self._write_under_lease(record_failure)
         except redis.RedisError as exc:  # the raised error still names the event
             error.add_note(f"recording it in {self.error_key} failed too: {exc!r}")
         self._failed = (record.partition, record.position)
