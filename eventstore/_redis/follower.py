@@ -15,14 +15,13 @@ skips nothing.
 from __future__ import annotations
 
 import functools
-import random
 import threading
-import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any, TypeVar, cast
 
 import redis
 
+from eventstore._core.backoff import Backoff
 from eventstore._core.checkpoint import Checkpoint
 from eventstore._core.codec import version_of_id
 from eventstore._core.errors import SubscriptionError
@@ -151,16 +150,14 @@ class LogFollower:
 
     def _retrying(self, fetch: Callable[[], T]) -> T | None:
         """Run ``fetch``, reconnecting with jittered backoff; ``None`` once stopped."""
-        delay, failing_since = 0.05, 0.0
+        backoff = Backoff()
         while not self.stopped.is_set():
             try:
                 return fetch()
             except RETRYABLE as exc:
-                failing_since = failing_since or time.monotonic()
-                if time.monotonic() - failing_since > self.reconnect_for:
+                if backoff.failed() > self.reconnect_for:
                     raise SubscriptionError(
                         str(self.cursor), f"no server for {self.reconnect_for:.0f}s: {exc}"
                     ) from exc
-                self.stopped.wait(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 1.0)
+                self.stopped.wait(backoff.next_delay())
         return None

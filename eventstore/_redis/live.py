@@ -19,13 +19,13 @@ notifications of a type whose first event comes after that are missed until then
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from typing import TYPE_CHECKING, Self, cast
 
 from redis.cluster import RedisCluster
 
+from eventstore._core.backoff import Backoff
 from eventstore._core.notifications import (
     LiveChannels,
     LiveNotification,
@@ -146,7 +146,7 @@ class LiveFeed:
         return self
 
     def __next__(self) -> LiveNotification:
-        delay = 0.05
+        backoff = Backoff()
         while not self._stopped.is_set():
             try:
                 self._discover_if_due()
@@ -154,10 +154,9 @@ class LiveFeed:
             except RETRYABLE:
                 # redis-py re-subscribes when the connection comes back; what was published
                 # meanwhile is lost, which is what a hint allows.
-                self._stopped.wait(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 1.0)
+                self._stopped.wait(backoff.next_delay())
                 continue
-            delay = 0.05
+            backoff.reset()
             if message is None:
                 continue
             notification = parse_notification(*message)

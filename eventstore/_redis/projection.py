@@ -33,7 +33,6 @@ are its own), ``promote()`` it once caught up, then ``retire()`` version 1.
 
 from __future__ import annotations
 
-import random
 import re
 import threading
 import time
@@ -47,6 +46,7 @@ from redis.client import Pipeline
 from redis.cluster import RedisCluster
 
 from aggregates import DomainEvent
+from eventstore._core.backoff import Backoff
 from eventstore._core.checkpoint import Checkpoint
 from eventstore._core.codec import now_ms, version_of_id
 from eventstore._core.errors import ConfigurationError, ProjectionError, ProjectionTakenOver
@@ -261,7 +261,7 @@ class Projection:
         ``ProjectionTakenOver`` at its next commit, without committing anything.
         """
         self._token, self._leased = uuid.uuid4().hex, False
-        delay, failing_since, commits = 0.05, 0.0, -1
+        backoff = Backoff()
         while not self._stopped.is_set():
             try:
                 self._follow(live=not until_caught_up)
@@ -269,12 +269,9 @@ class Projection:
             except RETRYABLE:
                 # reconnect_for bounds one outage: a commit since the last failure means
                 # the link came back, so this failure starts a new outage (and backoff).
-                if commits != self._commits:
-                    delay, failing_since, commits = 0.05, time.monotonic(), self._commits
-                if time.monotonic() - failing_since > self.reconnect_for:
+                if backoff.failed(self._commits) > self.reconnect_for:
                     raise
-                self._stopped.wait(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 1.0)
+                self._stopped.wait(backoff.next_delay())
 
     def start(self) -> Self:
         """Run in a background thread; a failure is kept in ``error``."""

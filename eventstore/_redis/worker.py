@@ -16,7 +16,6 @@ continuous outage.
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
+from eventstore._core.backoff import Backoff
 from eventstore._core.codec import now_ms
 from eventstore._core.errors import ConfigurationError, StoredDataError, WorkerDisconnected
 from eventstore._core.groups import (
@@ -58,10 +58,6 @@ REDELIVERY_BATCH = 1
 RELEASED_IDLE_MS = 86_400_000
 """Idle time given to entries released on shutdown: far past any ``claim_idle``."""
 
-FIRST_BACKOFF = 0.05
-MAX_BACKOFF = 1.0
-"""Seconds between reconnection attempts: doubling from the first, capped, jittered."""
-
 
 @attrs.define
 class WorkerStats:
@@ -87,32 +83,6 @@ class _Delivery:
     pointer: Pointer
     recorded: RecordedEvent | None
     error: Exception | None = None
-
-
-class _Outage:
-    """The current outage of a worker's link: when it began, and the next backoff.
-
-    ``reads`` is the worker's count of successful reads: a read since the last failure
-    means the link came back, so the next failure starts a new outage (and backoff).
-    """
-
-    def __init__(self) -> None:
-        self.since = 0.0
-        self.delay = FIRST_BACKOFF
-        self.reads = -1
-
-    def failed(self, reads: int) -> float:
-        """Note a failure; returns how long the current outage has lasted (seconds)."""
-        now = time.monotonic()
-        if reads != self.reads:
-            self.since, self.delay, self.reads = now, FIRST_BACKOFF, reads
-        return now - self.since
-
-    def next_delay(self) -> float:
-        """The jittered wait before the next attempt (herds of workers spread out)."""
-        delay = self.delay * (0.5 + random.random())
-        self.delay = min(self.delay * 2, MAX_BACKOFF)
-        return delay
 
 
 class Worker:
@@ -189,7 +159,7 @@ class Worker:
         Survives a lost server: reconnects with backoff and carries on; raises
         ``WorkerDisconnected`` after ``reconnect_for`` seconds of one continuous outage.
         """
-        outage = _Outage()
+        outage = Backoff()
         try:
             while not self._stop.is_set():
                 try:
@@ -213,7 +183,7 @@ class Worker:
                 return
             self._read_new(block=True)  # wait for new events, or for claims to fall due
 
-    def _back_off(self, outage: _Outage, exc: Exception) -> None:
+    def _back_off(self, outage: Backoff, exc: Exception) -> None:
         """Wait before reconnecting (``stop()`` cuts it short); give up past the limit."""
         if outage.failed(self._reads) > self.reconnect_for:
             raise WorkerDisconnected(
