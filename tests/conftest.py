@@ -85,3 +85,23 @@ def cluster() -> Iterator[RedisClusterServers]:
         yield servers
     finally:
         servers.close()
+
+
+@pytest.fixture
+def cluster_store(cluster: RedisClusterServers, namespace: str) -> Iterator[EventStore]:
+    """A store with 6 partitions spread over the flushed cluster."""
+    cluster.flush()
+    with EventStore.from_url(cluster.url, namespace=namespace, partitions=6) as opened:
+        yield opened
+
+
+@pytest.fixture(params=["redis-server", "embedded"])
+def aof_server(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
+    """A server of its own with AOF fsynced on every write, for stop/restart tests."""
+    binary = "redis-server" if request.param == "redis-server" else str(embedded_binary())
+    server = RedisServer(binary, config={"appendonly": "yes", "appendfsync": "always"})
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()

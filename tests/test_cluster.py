@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from eventstore import Durability, EventStore, Repository
@@ -11,13 +9,6 @@ from eventstore.testing import EventStoreContract, RedisClusterServers
 from tests.domain import Account
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def cluster_store(cluster: RedisClusterServers, namespace: str) -> Iterator[EventStore]:
-    cluster.flush()
-    with EventStore.from_url(cluster.url, namespace=namespace, partitions=6) as opened:
-        yield opened
 
 
 class TestClusterContract(EventStoreContract):

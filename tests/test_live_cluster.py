@@ -8,22 +8,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from eventstore import EventStore, LiveFeed, LiveNotification
-from eventstore.testing import RedisClusterServers
 from tests.domain import Deposited, Opened, Withdrawn
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def cluster_store(cluster: RedisClusterServers, namespace: str) -> Iterator[EventStore]:
-    cluster.flush()
-    with EventStore.from_url(cluster.url, namespace=namespace, partitions=6) as opened:
-        yield opened
 
 
 def _next(feed: LiveFeed, timeout: float = 5) -> LiveNotification:

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from redis.backoff import NoBackoff
 from redis.client import Pipeline
 from redis.retry import Retry
 
 from eventstore import EventStore, Projection, ProjectionContext
-from eventstore._redis.embedded import embedded_binary
 from eventstore.testing import RedisServer
 from tests.domain import Deposited
 
@@ -84,17 +81,6 @@ def test_a_blip_long_after_an_earlier_one_is_retried_too(store: EventStore) -> N
     assert commits["n"] >= 4
     assert int(store.client.get(projection.key("total")) or 0) == 6
     assert projection.checkpoint().position(0) == 3
-
-
-@pytest.fixture(params=["redis-server", "embedded"])
-def aof_server(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
-    binary = "redis-server" if request.param == "redis-server" else str(embedded_binary())
-    server = RedisServer(binary, config={"appendonly": "yes"})
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def test_a_server_down_while_a_handler_reads_the_model_is_retried(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -18,13 +17,6 @@ from eventstore.testing import RedisClusterServers
 from tests.domain import Deposited, Opened
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def cluster_store(cluster: RedisClusterServers, namespace: str) -> Iterator[EventStore]:
-    cluster.flush()
-    with EventStore.from_url(cluster.url, namespace=namespace, partitions=6) as opened:
-        yield opened
 
 
 def _collect(sub: object, received: list[RecordedEvent], n: int) -> threading.Thread:

@@ -4,39 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TypeVar
 
 import pytest
-import redis
 
 from eventstore import EventStore, RecordedEvent, SubscriptionError
-from eventstore._redis.embedded import embedded_binary
 from eventstore.testing import RedisServer
 from tests.domain import Deposited, Opened
+from tests.waiting import retrying
 
 T = TypeVar("T")
-
-
-@pytest.fixture(params=["redis-server", "embedded"])
-def aof_server(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
-    binary = "redis-server" if request.param == "redis-server" else str(embedded_binary())
-    server = RedisServer(binary, config={"appendonly": "yes"})
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-def _retrying(fn: Callable[[], T]) -> T:
-    """Writers in the test retry too; re-sending the same event ids is idempotent."""
-    for _ in range(100):
-        try:
-            return fn()
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    raise AssertionError("the server did not come back")
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float = 15) -> None:
@@ -49,7 +27,10 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 15) -> None:
 def _append(store: EventStore, aggregate_id: str, version: int, amount: int) -> None:
     event = Opened(owner="x") if version == 0 else Deposited(amount=amount)
     event_id = f"{aggregate_id}-{version + 1}"
-    _retrying(lambda: store.append("Account", aggregate_id, [event], version, event_ids=[event_id]))
+    retrying(
+        lambda: store.append("Account", aggregate_id, [event], version, event_ids=[event_id]),
+        attempts=100,
+    )
 
 
 @pytest.mark.slow

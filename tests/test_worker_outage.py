@@ -11,42 +11,20 @@ import functools
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TypeVar
 
 import pytest
-import redis
 
 from eventstore import EventStore, RecordedEvent, Worker, WorkerDisconnected, WorkerStats
-from eventstore._redis.embedded import embedded_binary
 from eventstore.testing import RedisServer
 from tests.domain import Deposited
+from tests.waiting import retrying
 
 T = TypeVar("T")
 CLAIM_IDLE = timedelta(seconds=2)
 BLOCK = timedelta(milliseconds=100)
-
-
-@pytest.fixture(params=["redis-server", "embedded"])
-def aof_server(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
-    binary = "redis-server" if request.param == "redis-server" else str(embedded_binary())
-    server = RedisServer(binary, config={"appendonly": "yes", "appendfsync": "always"})
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-def _retrying(fn: Callable[[], T]) -> T:
-    """Writers in the test retry too; re-sending the same event ids is idempotent."""
-    for _ in range(200):
-        try:
-            return fn()
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    raise AssertionError("the server did not come back")
 
 
 def _append(store: EventStore, prefix: str, count: int) -> list[str]:
@@ -56,7 +34,7 @@ def _append(store: EventStore, prefix: str, count: int) -> list[str]:
         append = functools.partial(
             store.append, "Account", f"{prefix}{i}", [Deposited(amount=1)], 0, event_ids=[event_id]
         )
-        _retrying(append)
+        retrying(append)
     return ids
 
 
@@ -197,7 +175,7 @@ def test_gives_up_after_reconnect_for_and_loses_nothing(aof_server: RedisServer)
     assert "'g'" in str(running.error)
     assert 0.5 <= gave_up_after < 5
     try:
-        assert _retrying(group.pending) == 3  # all it had read stays pending: nothing lost
+        assert retrying(group.pending) == 3  # all it had read stays pending: nothing lost
         stats = worker.run(stop_when_idle=True)  # the same consumer takes them back
         assert stats.processed == 3
         assert sorted(handler.applied) == sorted(ids)
