@@ -72,3 +72,29 @@ def rewrite_entry(store: EventStore, key: str, version: int, **changes: str | by
             changed = {**fields, **replaced} if entry_id == f"0-{version}".encode() else fields
             pipe.xadd(key, cast(Any, changed), id=entry_id)
         pipe.execute()
+
+
+# A projection whose handler refuses every withdrawal: importable by --app, and runnable
+# as a program (url, namespace) that fails on the first withdrawal.
+PICKY_APP = """
+import sys
+
+from eventstore import EventStore, Projection
+from eventstore.examples.bank import Account, MoneyWithdrawn
+
+
+def eventstore_projections(store):
+    picky = Projection(store, "picky")
+
+    @picky.on(MoneyWithdrawn)
+    def _withdrawn(event, ctx):
+        raise RuntimeError(f"cannot handle a withdrawal of {event.amount}")
+
+    return [picky]
+
+
+if __name__ == "__main__":
+    with EventStore.from_url(sys.argv[1], namespace=sys.argv[2]) as store:
+        (picky,) = eventstore_projections(store)
+        picky.run(until_caught_up=True)
+"""

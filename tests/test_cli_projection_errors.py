@@ -11,30 +11,7 @@ import pytest
 
 from eventstore import EventStore, Projection, ProjectionContext, ProjectionError, Repository
 from eventstore.examples.bank import Account, MoneyWithdrawn
-from tests.cli_helpers import run, run_json, write_bank
-
-PICKY_APP = """
-import sys
-
-from eventstore import EventStore, Projection
-from eventstore.examples.bank import Account, MoneyWithdrawn
-
-
-def eventstore_projections(store):
-    picky = Projection(store, "picky")
-
-    @picky.on(MoneyWithdrawn)
-    def _withdrawn(event, ctx):
-        raise RuntimeError(f"cannot handle a withdrawal of {event.amount}")
-
-    return [picky]
-
-
-if __name__ == "__main__":
-    with EventStore.from_url(sys.argv[1], namespace=sys.argv[2]) as store:
-        (picky,) = eventstore_projections(store)
-        picky.run(until_caught_up=True)
-"""
+from tests.cli_helpers import PICKY_APP, run, run_json, write_bank
 
 
 def _run_failing_projection(redis_url: str, namespace: str, tmp_path: Path) -> str:

@@ -15,7 +15,7 @@ import pytest
 from eventstore import EventStore, Repository
 from eventstore._redis.groups import command
 from eventstore.examples.bank import Account, audit, eventstore_projections
-from tests.cli_helpers import BANK, one_line_error, run, run_json, write_bank
+from tests.cli_helpers import BANK, PICKY_APP, one_line_error, run, run_json, write_bank
 
 EVENTSTORE = Path(sys.executable).parent / "eventstore"
 
@@ -192,22 +192,6 @@ def test_tail_follows_new_events_live(redis_url: str, namespace: str, store: Eve
     assert [(e["aggregate_id"], e["data"]["amount"]) for e in events] == [("bob", 11), ("bob", 12)]
 
 
-FAILING_APP = """
-from eventstore import Projection
-from eventstore.examples.bank import MoneyWithdrawn
-
-
-def eventstore_projections(store):
-    picky = Projection(store, "picky")
-
-    @picky.on(MoneyWithdrawn)
-    def _withdrawn(event, ctx):
-        raise RuntimeError(f"cannot handle a withdrawal of {event.amount}")
-
-    return [picky]
-"""
-
-
 def test_a_failing_rebuild_names_the_event_and_is_not_promoted(
     redis_url: str,
     namespace: str,
@@ -217,7 +201,7 @@ def test_a_failing_rebuild_names_the_event_and_is_not_promoted(
 ) -> None:
     write_bank(store)
     module = f"picky_app_{namespace}"
-    (tmp_path / f"{module}.py").write_text(FAILING_APP)
+    (tmp_path / f"{module}.py").write_text(PICKY_APP)
     monkeypatch.chdir(tmp_path)  # --app imports from the current directory
     monkeypatch.syspath_prepend(str(tmp_path))
     result = run(redis_url, namespace, "projections", "rebuild", "picky", app=module)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import pytest
 
 from eventstore import EventStore, RecordedEvent
 from tests.domain import Deposited
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 CLAIM_IDLE = timedelta(milliseconds=200)
@@ -40,15 +39,6 @@ group.worker("doomed", handler, claim_idle=timedelta(milliseconds=200)).run()
 """
 
 
-def _wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.01)
-    raise AssertionError("timed out waiting")
-
-
 @pytest.mark.slow
 def test_killed_worker_loses_nothing(redis_url: str, namespace: str) -> None:
     store = EventStore.from_url(redis_url, namespace=namespace, partitions=2)
@@ -64,7 +54,7 @@ def test_killed_worker_loses_nothing(redis_url: str, namespace: str) -> None:
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
         try:
-            _wait_for(lambda: int(store.client.llen(attempts)) >= 4)
+            wait_for(lambda: int(store.client.llen(attempts)) >= 4)
         finally:
             child.kill()  # SIGKILL: no cleanup, no acknowledgement, no release
             child.wait(timeout=10)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from typing import TypeVar
 
 import pytest
@@ -12,16 +10,9 @@ import pytest
 from eventstore import EventStore, RecordedEvent, SubscriptionError
 from eventstore.testing import RedisServer
 from tests.domain import Deposited, Opened
-from tests.waiting import retrying
+from tests.waiting import retrying, wait_for
 
 T = TypeVar("T")
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def _append(store: EventStore, aggregate_id: str, version: int, amount: int) -> None:
@@ -51,13 +42,13 @@ def test_live_subscription_survives_a_server_restart(
         for version in range(5):
             _append(store, "a1", version, version)
             _append(store, "b2", version, version)
-        _wait_for(lambda: len(received) == 10)
+        wait_for(lambda: len(received) == 10, timeout=15)
 
         aof_server.restart()
         for version in range(5, 10):  # some land before the subscription has reconnected
             _append(store, "a1", version, version)
             _append(store, "b2", version, version)
-        _wait_for(lambda: len(received) == 20)
+        wait_for(lambda: len(received) == 20, timeout=15)
     finally:
         sub.stop()
         reader.join(10)

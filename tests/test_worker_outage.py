@@ -11,7 +11,6 @@ import functools
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import timedelta
 from typing import TypeVar
 
@@ -20,7 +19,7 @@ import pytest
 from eventstore import EventStore, RecordedEvent, Worker, WorkerDisconnected, WorkerStats
 from eventstore.testing import RedisServer
 from tests.domain import Deposited
-from tests.waiting import retrying
+from tests.waiting import retrying, wait_for
 
 T = TypeVar("T")
 CLAIM_IDLE = timedelta(seconds=2)
@@ -94,13 +93,6 @@ def _applied(handler: Handler, ids: list[str]) -> bool:
 def _ensure_up(server: RedisServer) -> None:
     if server.process is None:
         server.start()
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 @pytest.mark.slow
@@ -195,14 +187,14 @@ def test_reconnect_for_bounds_each_outage_not_their_sum(aof_server: RedisServer)
     try:
         for outage in range(4):  # 4 x 0.6 s down: more than reconnect_for in all
             ids = _append(store, f"o{outage}-", 2)
-            _wait_for(functools.partial(_applied, handler, ids))  # a read succeeded
+            wait_for(functools.partial(_applied, handler, ids))  # a read succeeded
             aof_server.stop()
             time.sleep(0.6)
             assert running.thread.is_alive()
             assert running.error is None
             aof_server.start()
         last = _append(store, "last", 2)
-        _wait_for(lambda: set(last) <= set(handler.applied))
+        wait_for(lambda: set(last) <= set(handler.applied))
     finally:
         _ensure_up(aof_server)
         worker.stop()

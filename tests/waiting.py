@@ -19,3 +19,11 @@ def retrying(fn: Callable[[], T], attempts: int = 200) -> T:
         except redis.ConnectionError:
             time.sleep(0.05)
     raise AssertionError("the server did not come back")
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
