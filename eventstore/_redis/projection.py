@@ -36,7 +36,6 @@ from __future__ import annotations
 import re
 import threading
 import time
-import uuid
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
@@ -49,7 +48,7 @@ from aggregates import DomainEvent
 from eventstore._core.backoff import Backoff
 from eventstore._core.checkpoint import Checkpoint
 from eventstore._core.codec import now_ms, version_of_id
-from eventstore._core.errors import ConfigurationError, ProjectionError, ProjectionTakenOver
+from eventstore._core.errors import ConfigurationError, ProjectionError
 from eventstore._core.groups import describe_error
 from eventstore._core.keys import validate_name
 from eventstore._core.log import LogPage
@@ -57,6 +56,7 @@ from eventstore._core.projections import ProjectionFailure, failure_fields, pars
 from eventstore._core.records import RecordedEvent
 from eventstore._redis.connections import close_dedicated, dedicated_client
 from eventstore._redis.follower import RETRYABLE, LogFollower
+from eventstore._redis.lease import Lease
 
 if TYPE_CHECKING:
     from eventstore._redis.store import EventStore
@@ -160,7 +160,7 @@ class Projection:
         self._progress = threading.Condition()
         self._committed = Checkpoint.start(store.partitions)
         self._thread: threading.Thread | None = None
-        self._token, self._leased = "", False
+        self._lease = Lease(store.client, self.lease_key, name, version)
         self._failed: tuple[int, int] | None = None  # (partition, position) of last_error
         self._commits = 0  # successful commits so far: run() tells outages apart with it
 
@@ -260,7 +260,7 @@ class Projection:
         projection version over: one that was already running raises
         ``ProjectionTakenOver`` at its next commit, without committing anything.
         """
-        self._token, self._leased = uuid.uuid4().hex, False
+        self._lease.renew()
         backoff = Backoff()
         while not self._stopped.is_set():
             try:
@@ -344,7 +344,7 @@ class Projection:
     def _follow(self, *, live: bool) -> None:
         client = dedicated_client(self.store.client, block_seconds=self.block_ms / 1000)
         try:
-            self._take_lease()
+            self._lease.take()
             self._set_committed(self.checkpoint())
             self._load_failure()
             follower = LogFollower(
@@ -368,15 +368,6 @@ class Projection:
     def lease_key(self) -> str:
         """The key holding the token of the runner that applies this version."""
         return self.store.keys.projection_lease(self.name, self.version)
-
-    def _take_lease(self) -> None:
-        # Taken once per run() (newest runner wins, e.g. during a rolling deploy); after a
-        # reconnect this runner only goes on if nobody took the projection over meanwhile.
-        if not self._leased:
-            self.store.client.set(self.lease_key, self._token)
-            self._leased = True
-        elif self.store.client.get(self.lease_key) != self._token.encode():
-            raise ProjectionTakenOver(self.name, self.version, self.lease_key)
 
     def _load_failure(self) -> None:
         failure = self.last_error()
@@ -422,12 +413,8 @@ class Projection:
             return
         queued = list(batch.pipe.command_stack)
         batch.pipe.command_stack.clear()
-        with self.store.client.pipeline(transaction=True) as tx:
-            # WATCH the lease: if another runner takes over before EXEC, nothing applies.
-            tx.watch(self.lease_key)  # type: ignore[no-untyped-call]
-            if self._watched_lease(tx) != self._token.encode():
-                raise ProjectionTakenOver(self.name, self.version, self.lease_key)
-            tx.multi()
+        # under the lease: if another runner takes over before EXEC, nothing applies
+        with self._lease.transaction() as tx:
             for args, options in queued:
                 tx.execute_command(*args, **options)  # type: ignore[no-untyped-call]
             tx.hset(self.store.keys.checkpoints(batch.partition), self.checkpoint_field, position)
@@ -444,45 +431,11 @@ class Projection:
         self._commits += 1
         self._set_committed(self._committed.advance(batch.partition, position))
 
-    def _watched_lease(self, tx: Pipeline) -> Any:
-        try:
-            return tx.get(self.lease_key)
-        except redis.WatchError as exc:
-            raise self._watch_failed(exc) from exc
-
     def _execute(self, tx: Pipeline, batch: _Batch) -> list[Any]:
         try:
-            return tx.execute(raise_on_error=False)
-        except redis.WatchError as exc:
-            raise self._watch_failed(exc) from exc
+            return self._lease.execute(tx, raise_on_error=False)
         except redis.ResponseError as exc:  # refused while queuing: EXEC applied nothing
             raise self._fail(_failed_record(batch, _command_index(exc)), str(exc), exc) from exc
-
-    def _watch_failed(self, exc: redis.WatchError) -> Exception:
-        # redis-py raises WatchError too when the connection dies while a key is watched
-        # (before or after EXEC). If the lease is still ours, nobody took over: report a
-        # lost connection, which run() retries from the checkpoint stored in Redis (the
-        # EXEC applied all or nothing), instead of stopping the projection for good.
-        if self.store.client.get(self.lease_key) == self._token.encode():
-            return redis.ConnectionError(f"connection lost during a commit ({exc})")
-        return ProjectionTakenOver(self.name, self.version, self.lease_key)
-
-    def _write_under_lease(self, write: Callable[[Pipeline], object]) -> None:
-        """Apply ``write``'s commands in one MULTI/EXEC only while this runner holds the lease.
-
-        Like a commit: a runner that lost the version (retired, or taken over) must not
-        re-register a retired checkpoint or move the new runner's checkpoint back.
-        """
-        with self.store.client.pipeline(transaction=True) as tx:
-            tx.watch(self.lease_key)  # type: ignore[no-untyped-call]
-            if self._watched_lease(tx) != self._token.encode():
-                raise ProjectionTakenOver(self.name, self.version, self.lease_key)
-            tx.multi()
-            write(tx)
-            try:
-                tx.execute()
-            except redis.WatchError as exc:
-                raise self._watch_failed(exc) from exc
 
     def _rewind_after_failed_exec(self, batch: _Batch, index: int, exc: Exception) -> None:
         # EXEC does not roll back: the other commands were applied. Put the checkpoint back
@@ -491,9 +444,9 @@ class Projection:
         record = _failed_record(batch, index)
         keys = self.store.keys
         before = max(batch.committed, record.position - 1)
-        self._write_under_lease(
-            lambda tx: tx.hset(keys.checkpoints(batch.partition), self.checkpoint_field, before)
-        )
+        with self._lease.transaction() as tx:
+            tx.hset(keys.checkpoints(batch.partition), self.checkpoint_field, before)
+            self._lease.execute(tx)
         raise self._fail(record, f"Redis refused a read model write: {exc}", exc) from exc
 
     def _set_committed(self, checkpoint: Checkpoint) -> None:
@@ -512,15 +465,14 @@ class Projection:
         error = self._error(record, reason)
         fields: dict[Any, Any] = failure_fields(error, describe_error(cause), now_ms())
 
-        def record_failure(tx: Pipeline) -> None:
-            tx.delete(self.error_key)
-            tx.hset(self.error_key, mapping=fields)
-            # failed on its first event, a version has no checkpoint yet: register it at
-            # 0, so status and list show it (and log trims keep what it still needs)
-            tx.hsetnx(self.store.keys.checkpoints(record.partition), self.checkpoint_field, 0)
-
         try:
-            self._write_under_lease(record_failure)
+            with self._lease.transaction() as tx:
+                tx.delete(self.error_key)
+                tx.hset(self.error_key, mapping=fields)
+                # failed on its first event, a version has no checkpoint yet: register it
+                # at 0, so status and list show it (and log trims keep what it still needs)
+                tx.hsetnx(self.store.keys.checkpoints(record.partition), self.checkpoint_field, 0)
+                self._lease.execute(tx)
         except redis.RedisError as exc:  # the raised error still names the event
             error.add_note(f"recording it in {self.error_key} failed too: {exc!r}")
         self._failed = (record.partition, record.position)

@@ -1,0 +1,84 @@
+"""The lease of a projection version: one runner at a time applies its events.
+
+A runner takes the lease when it starts (newest wins, e.g. during a rolling deploy) and
+every write it makes afterwards (model + checkpoint commits, failure records, rewinds)
+goes through one MULTI/EXEC that WATCHes the lease key: a runner that was taken over
+or retired writes nothing and stops with ``ProjectionTakenOver``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+from redis.client import Pipeline
+
+from eventstore._core.errors import ProjectionTakenOver
+
+__all__ = ["Lease"]
+
+
+class Lease:
+    """The lease key of projection ``name`` version ``version``, and this runner's token."""
+
+    def __init__(self, client: redis.Redis, key: str, name: str, version: int) -> None:
+        self.client = client
+        self.key = key
+        self.name = name
+        self.version = version
+        self._token = b""
+        self._taken = False
+
+    def renew(self) -> None:
+        """A new run: a fresh token, taken at the next ``take()``."""
+        self._token, self._taken = uuid.uuid4().hex.encode(), False
+
+    def take(self) -> None:
+        """Take the lease once per run; after a reconnect, check nobody took it meanwhile."""
+        if not self._taken:
+            self.client.set(self.key, self._token)
+            self._taken = True
+        elif not self.held():
+            raise self.taken_over()
+
+    def held(self) -> bool:
+        return self.client.get(self.key) == self._token
+
+    def taken_over(self) -> ProjectionTakenOver:
+        return ProjectionTakenOver(self.name, self.version, self.key)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Pipeline]:
+        """A pipeline in MULTI, WATCHing the lease after checking this runner holds it."""
+        with self.client.pipeline(transaction=True) as tx:
+            tx.watch(self.key)  # type: ignore[no-untyped-call]
+            try:
+                holder = tx.get(self.key)
+            except redis.WatchError as exc:
+                raise self.lost(exc) from exc
+            if holder != self._token:
+                raise self.taken_over()
+            tx.multi()
+            yield tx
+
+    def execute(self, tx: Pipeline, *, raise_on_error: bool = True) -> list[Any]:
+        """EXEC a ``transaction()``; nothing applies if the lease moved since the WATCH."""
+        try:
+            return tx.execute(raise_on_error=raise_on_error)
+        except redis.WatchError as exc:
+            raise self.lost(exc) from exc
+
+    def lost(self, exc: redis.WatchError) -> Exception:
+        """What a WatchError means: a takeover, or only a lost connection.
+
+        redis-py raises WatchError too when the connection dies while a key is watched
+        (before or after EXEC). If the lease is still ours, nobody took over: report a
+        lost connection, which the runner retries from the checkpoint stored in Redis (the
+        EXEC applied all or nothing), instead of stopping the projection for good.
+        """
+        if self.held():
+            return redis.ConnectionError(f"connection lost during a commit ({exc})")
+        return self.taken_over()
