@@ -494,9 +494,11 @@ class EventStore:
         ):
             raise ConfigurationError(f"partitions must be an int >= 1, got {asked!r}")
         meta = KeySchema(self.namespace).meta
-        self.client.hsetnx(meta, "partitions", asked or 1)
-        self.client.hsetnx(meta, "format", 1)
-        stored = int(self.client.hget(meta, "partitions") or 1)
+        with self.client.pipeline(transaction=False) as pipe:  # one round trip on open
+            pipe.hsetnx(meta, "partitions", asked or 1)
+            pipe.hsetnx(meta, "format", 1)
+            pipe.hget(meta, "partitions")
+            stored = int(pipe.execute()[2] or 1)
         if asked is not None and asked != stored:
             raise ConfigurationError(
                 f"namespace {self.namespace!r} has {stored} partitions; it was asked for {asked}. "
