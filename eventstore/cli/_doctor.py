@@ -35,6 +35,8 @@ def _rdb_save(client: redis.Redis) -> str | None:
 
 
 def _lua(client: redis.Redis) -> tuple[bool, str]:
+    # Redis EVAL of a constant script: does the server run Lua (some managed services
+    # disable scripting)? Nothing stored is ever evaluated, in Python or in Lua.
     try:
         return int(client.eval("return 1", 0)) == 1, ""
     except redis.ResponseError as exc:
