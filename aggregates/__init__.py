@@ -8,11 +8,13 @@ from aggregates._aggregate import Aggregate, projector
 from aggregates._errors import (
     AggregateError,
     DuplicateEventType,
+    InvariantViolated,
     MissingProjector,
     StateError,
     UpcastError,
 )
 from aggregates._events import DomainEvent, Upcaster, event_class, event_classes, upcast, upcaster
+from aggregates._invariants import check_invariants, invariant, invariant_names
 
 __all__ = [
     "Aggregate",
@@ -23,9 +25,13 @@ __all__ = [
     "event_class",
     "event_classes",
     "Upcaster",
+    "invariant",
+    "invariant_names",
+    "check_invariants",
     "AggregateError",
     "DuplicateEventType",
     "MissingProjector",
     "StateError",
     "UpcastError",
+    "InvariantViolated",
 ]

@@ -4,14 +4,22 @@ AggregateError
 ├── MissingProjector      trigger()/apply of an event type the aggregate cannot project
 ├── DuplicateEventType    two event classes claim one stored type name
 ├── UpcastError           a stored payload cannot be brought to the current schema
-└── StateError            aggregate state cannot be (de)serialized for a snapshot
+├── StateError            aggregate state cannot be (de)serialized for a snapshot
+└── InvariantViolated     a method marked @invariant failed (also an AssertionError)
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["AggregateError", "DuplicateEventType", "MissingProjector", "StateError", "UpcastError"]
+__all__ = [
+    "AggregateError",
+    "DuplicateEventType",
+    "InvariantViolated",
+    "MissingProjector",
+    "StateError",
+    "UpcastError",
+]
 
 
 class AggregateError(Exception):
@@ -61,3 +69,20 @@ class StateError(AggregateError, ValueError):
         self.aggregate_type = aggregate_type
         self.field = field
         super().__init__(f"{aggregate_type}.{field}: {reason}")
+
+
+class InvariantViolated(AggregateError, AssertionError):
+    """An aggregate's state broke one of its ``@invariant`` rules."""
+
+    def __init__(
+        self, aggregate_type: str, aggregate_id: str, version: int, invariant: str, reason: str
+    ) -> None:
+        self.aggregate_type = aggregate_type
+        self.aggregate_id = aggregate_id
+        self.version = version
+        self.invariant = invariant
+        self.reason = reason
+        super().__init__(
+            f"{aggregate_type} {aggregate_id} at version {version}: "
+            f"invariant {invariant} does not hold ({reason})"
+        )
