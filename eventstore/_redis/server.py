@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import redis
@@ -12,6 +12,7 @@ from redis.cluster import RedisCluster
 
 from eventstore._core.errors import UnsafeServerConfig
 from eventstore._core.replies import text
+from eventstore._redis.permissions import raise_if_denied
 
 __all__ = ["ServerInfo", "check_server", "node_clients", "server_info", "server_infos"]
 
@@ -26,6 +27,8 @@ class ServerInfo:
     appendonly: str | None
     appendfsync: str | None
     stream_node_max_bytes: int | None
+    config_refused: bool = False
+    """CONFIG GET was refused (ACL or a managed service): settings read from INFO instead."""
 
     @property
     def version_text(self) -> str:
@@ -76,18 +79,50 @@ def _probe(node_client: redis.Redis) -> Iterator[redis.Redis]:
         pool.disconnect()
 
 
+_CONFIG_NAMES = ("maxmemory-policy", "appendonly", "appendfsync", "stream-node-max-bytes")
+
+
 def server_info(client: redis.Redis) -> ServerInfo:
-    """Read version, mode and the relevant CONFIG values (``None`` where CONFIG is refused)."""
-    info: dict[str, Any] = client.info("server")
-    version = tuple(int(part) for part in str(info.get("redis_version", "0")).split(".")[:3])
+    """Read version, mode and the settings that matter, in one round trip.
+
+    The settings come from CONFIG GET. A least-privilege user (see ``acl_rule``) may not
+    run it (it can read secrets such as ``masterauth``); then ``INFO memory`` and
+    ``INFO persistence`` give the eviction policy and whether AOF is on, and
+    ``appendfsync`` and ``stream-node-max-bytes`` stay ``None`` (``config_refused``).
+    """
+    with client.pipeline(transaction=False) as pipe:
+        for section in ("server", "memory", "persistence"):
+            pipe.info(section)
+        for name in _CONFIG_NAMES:  # one name per call: 6.2 takes a single pattern
+            pipe.config_get(name)
+        replies = pipe.execute(raise_on_error=False)
+    server, memory, persistence = (_info_section(client, reply) for reply in replies[:3])
+    config = {
+        name: _config_value(name, reply)
+        for name, reply in zip(_CONFIG_NAMES, replies[3:], strict=True)
+    }
+    refused = all(isinstance(reply, redis.ResponseError) for reply in replies[3:])
+    if refused:
+        config["maxmemory-policy"] = _text_or_none(memory.get("maxmemory_policy"))
+        config["appendonly"] = _aof_enabled(persistence.get("aof_enabled"))
+    version = tuple(int(part) for part in str(server.get("redis_version", "0")).split(".")[:3])
     return ServerInfo(
         version=version,
-        mode=str(info.get("redis_mode", "standalone")),
-        maxmemory_policy=_config(client, "maxmemory-policy"),
-        appendonly=_config(client, "appendonly"),
-        appendfsync=_config(client, "appendfsync"),
-        stream_node_max_bytes=_int_or_none(_config(client, "stream-node-max-bytes")),
+        mode=str(server.get("redis_mode", "standalone")),
+        maxmemory_policy=config["maxmemory-policy"],
+        appendonly=config["appendonly"],
+        appendfsync=config["appendfsync"],
+        stream_node_max_bytes=_int_or_none(config["stream-node-max-bytes"]),
+        config_refused=refused,
     )
+
+
+def _info_section(client: redis.Redis, reply: Any) -> dict[str, Any]:
+    if isinstance(reply, redis.ResponseError):
+        # INFO is in the rule of acl_rule: without it the store cannot tell what it runs on
+        raise_if_denied(reply, client, command="info")
+        raise reply
+    return cast(dict[str, Any], reply)
 
 
 def check_server(info: ServerInfo) -> None:
@@ -102,15 +137,23 @@ def check_server(info: ServerInfo) -> None:
         )
 
 
-def _config(client: redis.Redis, name: str) -> str | None:
-    try:
-        values: dict[Any, Any] = client.config_get(name)
-    except redis.ResponseError:  # managed services often disable CONFIG
+def _config_value(name: str, reply: Any) -> str | None:
+    if isinstance(reply, redis.ResponseError):  # managed services often disable CONFIG
         return None
-    for key, value in values.items():
+    for key, value in cast(dict[Any, Any], reply).items():
         if text(key) == name:
             return text(value)
     return None
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else text(value)
+
+
+def _aof_enabled(value: Any) -> str | None:
+    if value is None:
+        return None
+    return "yes" if str(value) == "1" else "no"
 
 
 def _int_or_none(value: str | None) -> int | None:

@@ -136,14 +136,14 @@ def _node_size(info: ServerInfo) -> Finding:
 def _scripting(facts: Facts) -> list[Finding]:
     found = []
     if facts.lua_ok:
-        found.append(Finding("ok", "lua", "EVAL works"))
+        found.append(Finding("ok", "lua", "Lua scripts run (SCRIPT LOAD, EVALSHA)"))
     else:
         found.append(
             Finding(
                 "error",
                 "lua",
-                f"EVAL refused: {facts.lua_error}",
-                "allow EVAL/EVALSHA (ACL or provider settings): appends are scripts",
+                f"Lua scripts refused: {facts.lua_error}",
+                "allow EVALSHA and SCRIPT LOAD (ACL or provider settings): appends are scripts",
             )
         )
     if facts.missing_commands:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import redis
 
 from aggregates import AggregateError
@@ -12,6 +14,7 @@ from eventstore._core.errors import (
     StoredDataError,
     UnknownEventType,
 )
+from eventstore._core.permissions import permission_denied
 
 __all__ = ["CliError", "describe"]
 
@@ -32,13 +35,29 @@ def describe(exc: BaseException, where: str, server: str) -> str:
     if isinstance(exc, CliError):
         return text
     if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+        if server.startswith("rediss") and not isinstance(exc, redis.AuthenticationError):
+            return (
+                f"cannot reach Redis at {server}: {text}; check that the server runs, that "
+                "--tls-ca holds the CA of its certificate, and give --tls-cert and --tls-key "
+                "if it requires client certificates (tls-auth-clients)"
+            )
         return (
             f"cannot reach Redis at {server}: {text}; "
             "check that the server runs and --url (or EVENTSTORE_URL) points at it"
         )
     if isinstance(exc, redis.ResponseError):
+        denied = permission_denied(str(exc), user=_user(server))
+        if denied is not None:
+            return f"{where}: {denied}"
         return f"Redis at {server} refused a command: {text}"
     return _describe_store_error(exc, text, where)
+
+
+def _user(server: str) -> str:
+    try:
+        return urlsplit(server).username or "default"
+    except ValueError:
+        return "default"
 
 
 def _describe_store_error(exc: BaseException, text: str, where: str) -> str:

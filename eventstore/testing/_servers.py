@@ -11,9 +11,10 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import attrs
 import redis
 
-__all__ = ["RedisServer", "free_port", "redis_server"]
+__all__ = ["RedisServer", "TlsFiles", "free_port", "redis_server"]
 
 
 def free_port() -> int:
@@ -24,11 +25,24 @@ def free_port() -> int:
         return port
 
 
+@attrs.frozen
+class TlsFiles:
+    """PEM files for a TLS-only server: its certificate and key, and the CA that signed
+    the client certificates it accepts (``tls-auth-clients yes``)."""
+
+    cert: Path
+    key: Path
+    ca: Path
+
+
 class RedisServer:
     """A redis-server child process on 127.0.0.1 with its data under a temp directory.
 
     ``config`` adds or overrides directives (``{"appendonly": "yes"}``). ``restart()``
-    stops and starts it on the same port and directory, so AOF data survives.
+    stops and starts it on the same port and directory, so AOF data survives. With
+    ``tls`` it listens with TLS only (``port 0``, ``tls-port``), ``url`` is ``rediss://``
+    and ``client_tls`` (client certificate, key and CA) is what ``client()`` and the
+    readiness check connect with.
     """
 
     def __init__(
@@ -37,8 +51,12 @@ class RedisServer:
         *,
         config: Mapping[str, str] | None = None,
         directory: Path | None = None,
+        tls: TlsFiles | None = None,
+        client_tls: TlsFiles | None = None,
     ) -> None:
         self.binary = str(binary)
+        self.tls = tls
+        self.client_tls = client_tls
         self.port = free_port()
         self._own_dir = directory is None
         self.directory = directory or Path(tempfile.mkdtemp(prefix="es-redis-"))
@@ -53,13 +71,25 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        scheme = "rediss" if self.tls is not None else "redis"
+        return f"{scheme}://127.0.0.1:{self.port}/0"
+
+    def _listen_args(self) -> list[str]:
+        if self.tls is None:
+            return ["--port", str(self.port)]
+        return [
+            "--port", "0",
+            "--tls-port", str(self.port),
+            "--tls-cert-file", str(self.tls.cert),
+            "--tls-key-file", str(self.tls.key),
+            "--tls-ca-cert-file", str(self.tls.ca),
+            "--tls-auth-clients", "yes",
+        ]  # fmt: skip
 
     def start(self) -> None:
         args = [
             self.binary,
-            "--port",
-            str(self.port),
+            *self._listen_args(),
             "--bind",
             "127.0.0.1",
             "--dir",
@@ -93,7 +123,16 @@ class RedisServer:
             shutil.rmtree(self.directory, ignore_errors=True)
 
     def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.url)
+        if self.tls is None:
+            return redis.Redis.from_url(self.url)
+        files = self.client_tls
+        options = (
+            {"ssl_certfile": str(files.cert), "ssl_keyfile": str(files.key),
+             "ssl_ca_certs": str(files.ca)}
+            if files is not None
+            else {}
+        )  # fmt: skip
+        return redis.Redis.from_url(self.url, **options)
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + 20

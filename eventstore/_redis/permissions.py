@@ -1,0 +1,68 @@
+"""The store's boundary for ACL refusals: redis-py's errors in, ``PermissionDenied`` out.
+
+Call sites wrap a Redis call in ``try``/``except redis.ResponseError`` and call
+``raise_if_denied`` in the handler (free when nothing is raised)::
+
+    try:
+        reply = self._load(keys=keys, args=args)
+    except redis.ResponseError as exc:
+        raise_if_denied(exc, self.client, keys=keys, script=("load", self._load))
+        raise
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+from redis.cluster import RedisCluster
+from redis.commands.core import Script
+
+from eventstore._core.permissions import permission_denied
+
+__all__ = ["raise_if_denied", "user_of"]
+
+
+def user_of(client: Any) -> str:
+    """The ACL user ``client`` authenticates as (``default`` without a user name)."""
+    if isinstance(client, RedisCluster):
+        kwargs: dict[str, Any] = client.nodes_manager.connection_kwargs
+    else:
+        pool = getattr(client, "connection_pool", None)
+        kwargs = getattr(pool, "connection_kwargs", {}) or {}
+    name = kwargs.get("username")
+    return str(name) if name else "default"
+
+
+def raise_if_denied(
+    exc: redis.ResponseError,
+    client: Any,
+    *,
+    keys: Sequence[str] = (),
+    channel: str = "",
+    command: str = "",
+    script: tuple[str, Script] | None = None,
+    variables: dict[str, str] | None = None,
+) -> None:
+    """Raise ``PermissionDenied`` (from ``exc``) if ``exc`` is an ACL refusal; else return.
+
+    ``keys``, ``channel`` and ``command`` describe what was sent; ``script`` is the
+    name and ``Script`` of one of our Lua scripts when the call ran it.
+    """
+    denied = permission_denied(
+        str(exc),
+        user=user_of(client),
+        keys=keys,
+        channel=channel,
+        command=command,
+        script=(script[0], _source(script[1])) if script is not None else None,
+        variables=variables,
+    )
+    if denied is not None:
+        raise denied from exc
+
+
+def _source(script: Script) -> str:
+    source = script.script
+    return source.decode() if isinstance(source, bytes) else str(source)
