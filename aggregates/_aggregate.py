@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import os
 import time
 import typing
 import uuid
@@ -66,6 +67,7 @@ class Aggregate:
     aggregate_type: ClassVar[str] = "Aggregate"
     snapshot_schema: ClassVar[int] = 1
     _projectors: ClassVar[dict[type[DomainEvent], str]] = {}
+    _projector_cache: ClassVar[dict[type[DomainEvent], Projector]] = {}  # event class -> method
     _state_fields: ClassVar[dict[str, Any]] = {}  # name -> default
     _state_annotations: ClassVar[dict[str, Any]] = {}  # name -> annotation as written
     _state_adapters: ClassVar[dict[str, TypeAdapter[Any]]] = {}
@@ -76,6 +78,7 @@ class Aggregate:
         if "aggregate_type" not in cls.__dict__:
             cls.aggregate_type = cls.__name__
         cls._projectors = _collect_projectors(cls)
+        cls._projector_cache = {}
         cls._state_annotations, cls._state_fields = _collect_state_fields(cls)
         cls._state_adapters = {}
         cls._fingerprint = ""
@@ -103,7 +106,7 @@ class Aggregate:
         self._pending.append(event)
         # ids and times are fixed when the event happens, so re-saving after a lost reply
         # sends the same ids and the store can recognise the batch (idempotent retry)
-        self._pending_ids.append(str(uuid.uuid4()))
+        self._pending_ids.append(_new_event_id())
         self._pending_times.append(time.time_ns() // 1_000_000)
 
     def apply(self, event: DomainEvent) -> None:
@@ -145,11 +148,15 @@ class Aggregate:
 
     @classmethod
     def _projector_for(cls, event_type: type[DomainEvent]) -> Projector:
+        method = cls._projector_cache.get(event_type)
+        if method is not None:
+            return method
         for candidate in event_type.__mro__:
             name = cls._projectors.get(candidate)
             if name is not None:
-                method: Projector = getattr(cls, name)
-                return method
+                found: Projector = getattr(cls, name)
+                cls._projector_cache[event_type] = found
+                return found
         raise MissingProjector(cls.aggregate_type, event_type.event_type)
 
     # -- snapshot state -------------------------------------------------------------------
@@ -208,6 +215,13 @@ class Aggregate:
             adapter = TypeAdapter(_resolved_hints(cls)[name])
             cls._state_adapters[name] = adapter
         return adapter
+
+
+def _new_event_id() -> str:
+    """A random (version 4) UUID as text, like ``str(uuid.uuid4())`` at half the cost."""
+    h = os.urandom(16).hex()
+    variant = "89ab"[int(h[16], 16) & 3]  # the two top bits of the variant nibble are 10
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"
 
 
 def _collect_projectors(cls: type[Aggregate]) -> dict[type[DomainEvent], str]:

@@ -8,18 +8,20 @@ Aggregate stream entry fields (short names: they are stored once per event):
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 
 from aggregates import DomainEvent, UpcastError, event_class, upcast
 from eventstore._core.errors import InvalidEvent, StoredDataError, UnknownEventType
 from eventstore._core.records import NewEvent, RecordedEvent
+from eventstore._core.replies import field_map
 
 __all__ = [
     "decode_event",
@@ -27,6 +29,7 @@ __all__ = [
     "encode_batch",
     "encode_event",
     "now_ms",
+    "stored_version",
     "version_of_id",
 ]
 
@@ -47,18 +50,41 @@ def encode_event(
     timestamp_ms: int | None = None,
 ) -> NewEvent:
     """Encode one domain event for an append (serialization errors propagate)."""
-    if not isinstance(event, DomainEvent):
-        raise TypeError(f"expected a DomainEvent, got {type(event).__name__}")
-    return NewEvent(
+    return _encode(
+        event,
         event_id=event_id or str(uuid.uuid4()),
-        event_type=event.event_type,
-        schema_version=event.schema_version,
         timestamp_ms=timestamp_ms if timestamp_ms is not None else now_ms(),
-        data=event.model_dump_json(),
-        metadata=json.dumps(dict(metadata), separators=(",", ":")) if metadata else "",
+        metadata=_metadata_json(metadata),
         correlation_id=correlation_id or "",
         causation_id=causation_id or "",
     )
+
+
+def _encode(
+    event: DomainEvent,
+    *,
+    event_id: str,
+    timestamp_ms: int,
+    metadata: str,
+    correlation_id: str,
+    causation_id: str,
+) -> NewEvent:
+    if not isinstance(event, DomainEvent):
+        raise TypeError(f"expected a DomainEvent, got {type(event).__name__}")
+    return NewEvent(
+        event_id,
+        event.event_type,
+        event.schema_version,
+        timestamp_ms,
+        event.model_dump_json(),
+        metadata,
+        correlation_id,
+        causation_id,
+    )
+
+
+def _metadata_json(metadata: Mapping[str, Any] | None) -> str:
+    return json.dumps(dict(metadata), separators=(",", ":")) if metadata else ""
 
 
 def encode_batch(
@@ -75,17 +101,22 @@ def encode_batch(
     for name, given in (("event_ids", event_ids), ("timestamps_ms", timestamps_ms)):
         if given is not None and len(given) != len(events):
             raise InvalidEvent(stream, 0, name, f"{len(given)} given for {len(events)} events")
+    try:  # one metadata for the whole batch: serialized once
+        meta = _metadata_json(metadata)
+    except (TypeError, ValueError) as exc:
+        raise InvalidEvent(stream, 0, "metadata", str(exc)) from exc
+    correlation, causation = correlation_id or "", causation_id or ""
     encoded = []
     for index, event in enumerate(events, start=1):
         try:
             encoded.append(
-                encode_event(
+                _encode(
                     event,
-                    event_id=event_ids[index - 1] if event_ids is not None else None,
-                    timestamp_ms=timestamps_ms[index - 1] if timestamps_ms is not None else None,
-                    metadata=metadata,
-                    correlation_id=correlation_id,
-                    causation_id=causation_id,
+                    event_id=(event_ids[index - 1] if event_ids else "") or str(uuid.uuid4()),
+                    timestamp_ms=timestamps_ms[index - 1] if timestamps_ms else now_ms(),
+                    metadata=meta,
+                    correlation_id=correlation,
+                    causation_id=causation,
                 )
             )
         except (TypeError, ValueError) as exc:
@@ -96,8 +127,19 @@ def encode_batch(
 
 def version_of_id(entry_id: bytes | str) -> int:
     """The integer after the dash of a ``0-<n>`` stream entry id."""
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    return int(text.partition("-")[2])
+    if isinstance(entry_id, bytes):
+        return int(entry_id.partition(b"-")[2])  # int() reads ASCII digits from bytes
+    return int(entry_id.partition("-")[2])
+
+
+def stored_version(stream: str, entry_id: bytes | str) -> int:
+    """The version of an aggregate stream entry id ``0-<n>`` (n >= 1); any other id (not
+    written by this store) is a ``StoredDataError`` naming ``stream``."""
+    raw = entry_id.decode(errors="replace") if isinstance(entry_id, bytes) else entry_id
+    ms, _, seq = raw.partition("-")
+    if ms != "0" or not seq.isascii() or not seq.isdigit() or int(seq) < 1:
+        raise StoredDataError(stream, 0, "id", f"entry id {raw} is not 0-<version>")
+    return int(seq)
 
 
 def decode_event(
@@ -108,15 +150,19 @@ def decode_event(
     if cls is None:
         raise UnknownEventType(stream, version, event_type)
     try:
-        if schema == cls.schema_version:
-            return cls.model_validate_json(data)
+        if schema == cls.schema_version:  # the validator itself: model_validate_json wraps it
+            return cast(DomainEvent, cls.__pydantic_validator__.validate_json(data))
         raw = json.loads(data)
         if not isinstance(raw, dict):
             raise StoredDataError(stream, version, "d", "payload is not a JSON object")
         return cls.model_validate(upcast(event_type, raw, schema, cls.schema_version))
     except ValidationError as exc:
         raise StoredDataError(stream, version, _error_field(exc), _error_reason(exc)) from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # json.loads decodes bytes
+    except (
+        json.JSONDecodeError,
+        UnicodeDecodeError,
+        RecursionError,
+    ) as exc:  # deep nesting: RecursionError
         raise StoredDataError(stream, version, "d", f"invalid JSON: {exc}") from exc
     except UpcastError as exc:
         raise StoredDataError(stream, version, "s", str(exc)) from exc
@@ -125,7 +171,7 @@ def decode_event(
 def decode_fields(
     stream: str,
     entry_id: bytes,
-    fields: Fields,
+    fields: Fields | list[bytes],
     *,
     aggregate_type: str,
     aggregate_id: str,
@@ -134,39 +180,85 @@ def decode_fields(
 ) -> RecordedEvent:
     """Decode one aggregate stream entry into a ``RecordedEvent``.
 
+    ``fields`` is a dict, or the flat ``[name, value, ...]`` list of a raw reply.
     ``version`` may be given when the caller already knows it (it skips parsing the id).
     """
     if version is None:
-        version = version_of_id(entry_id)
+        version = stored_version(stream, entry_id)
+    if type(fields) is list and fields[:12:2] == _LAYOUT and len(fields) % 2 == 0:
+        # the layout the append script writes: no dict for the six fields every event has
+        values = fields[1:12:2]
+        rest = dict(zip(fields[12::2], fields[13::2], strict=True)) if len(fields) > 12 else _NONE
+    else:
+        values, rest = _checked_layout(stream, version, fields)
     try:  # the common case, without per-field checks; a bad entry takes the checked path
-        event_type = fields[b"t"].decode()
-        schema = int(fields[b"s"])
-        data = fields[b"d"]
-        position = int(fields[b"p"])
-        event_id = fields[b"i"].decode()
-        timestamp_ms = int(fields[b"ts"])
-    except (KeyError, ValueError, UnicodeDecodeError):
-        event_type = _text(stream, version, fields, b"t")
-        schema = _int(stream, version, fields, b"s")
-        data = _required(stream, version, fields, b"d")
-        position = _int(stream, version, fields, b"p")
-        event_id = _text(stream, version, fields, b"i")
-        timestamp_ms = _int(stream, version, fields, b"ts")
+        event_type = values[0].decode()
+        schema = int(values[1])
+        event_id = values[2].decode()
+        timestamp_ms = int(values[3])
+        position = int(values[4])
+        data = values[5]
+    except (ValueError, UnicodeDecodeError):
+        checked = dict(zip(_LAYOUT, values, strict=True))
+        event_type = _text(stream, version, checked, b"t")
+        schema = _int(stream, version, checked, b"s")
+        event_id = _text(stream, version, checked, b"i")
+        timestamp_ms = _int(stream, version, checked, b"ts")
+        position = _int(stream, version, checked, b"p")
+        data = values[5]
+    if position < 1:
+        raise StoredDataError(stream, version, "p", f"position {position} is not >= 1")
+    if rest:
+        metadata = _metadata(stream, version, rest.get(b"m"))
+        correlation_id = _optional(stream, version, b"c", rest.get(b"c"))
+        causation_id = _optional(stream, version, b"z", rest.get(b"z"))
+    else:  # most events carry neither metadata nor causal ids
+        metadata, correlation_id, causation_id = {}, None, None
     return RecordedEvent(
-        event=decode_event(stream, version, event_type, schema, data),
-        aggregate_type=aggregate_type,
-        aggregate_id=aggregate_id,
-        version=version,
-        position=position,
-        partition=partition,
-        event_id=event_id,
-        recorded_at=datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC),
-        metadata=_metadata(stream, version, fields.get(b"m")),
-        correlation_id=_optional(stream, version, b"c", fields.get(b"c")),
-        causation_id=_optional(stream, version, b"z", fields.get(b"z")),
-        event_type=event_type,
-        schema_version=schema,
+        decode_event(stream, version, event_type, schema, data),
+        aggregate_type,
+        aggregate_id,
+        version,
+        position,
+        partition,
+        event_id,
+        _timestamp(stream, version, timestamp_ms),
+        metadata,
+        correlation_id,
+        causation_id,
+        event_type,
+        schema,
     )
+
+
+_LAYOUT = [b"t", b"s", b"i", b"ts", b"p", b"d"]
+"""The fields every event has, in the order the append script writes them."""
+_NONE: Fields = {}
+
+
+def _checked_layout(
+    stream: str, version: int, fields: Fields | list[bytes]
+) -> tuple[list[bytes], Fields]:
+    """The six fields every event has (each checked present) and the others, from any shape."""
+    try:
+        mapping = field_map(fields)
+    except (ValueError, TypeError) as exc:
+        raise StoredDataError(stream, version, "fields", "not field/value pairs") from exc
+    values = [_required(stream, version, mapping, name) for name in _LAYOUT]
+    return values, mapping
+
+
+def _timestamp(stream: str, version: int, timestamp_ms: int) -> datetime:
+    try:
+        return _recorded_at(timestamp_ms)
+    except (OverflowError, ValueError, OSError) as exc:  # beyond what datetime holds
+        raise StoredDataError(stream, version, "ts", f"not a time: {timestamp_ms}") from exc
+
+
+@functools.lru_cache(maxsize=1024)
+def _recorded_at(timestamp_ms: int) -> datetime:
+    # the events of one append share their millisecond: build each datetime once
+    return datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC)
 
 
 def _required(stream: str, version: int, fields: Fields, name: bytes) -> bytes:
@@ -205,7 +297,7 @@ def _metadata(stream: str, version: int, raw: bytes | None) -> dict[str, Any]:
         return {}
     try:
         value = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise StoredDataError(stream, version, "m", f"invalid JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise StoredDataError(stream, version, "m", "metadata is not a JSON object")

@@ -83,6 +83,20 @@ class KeySchema:
         part = self.partition_of(aggregate_id)
         return f"{self.tag(part)}:s:{aggregate_type}:{aggregate_id}"
 
+    def append_keys(self, aggregate_type: str, aggregate_id: str) -> tuple[int, tuple[str, ...]]:
+        """The partition, and the keys of one append in ``append.lua``'s order: stream,
+        log, position, snapshot, type index, types (one hash and one tag for all six)."""
+        part = self.partition_of(aggregate_id)
+        tag = self.tag(part)
+        return part, (
+            f"{tag}:a:{aggregate_type}:{aggregate_id}",
+            f"{tag}:log",
+            f"{tag}:pos",
+            f"{tag}:s:{aggregate_type}:{aggregate_id}",
+            f"{tag}:ix:{aggregate_type}",
+            f"{tag}:types",
+        )
+
     def log(self, partition: int) -> str:
         return f"{self.tag(partition)}:log"
 

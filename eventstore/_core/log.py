@@ -1,14 +1,21 @@
-"""Partition log pages: pointers parsed from the log, grouped for one resolve call.
+"""Partition log pages: pointers parsed from the log, and the reads that fetch their events.
 
-A log entry ``0-<position>`` holds ``k`` (aggregate stream key), ``v`` (version),
-``t`` (event type) and ``a`` (aggregate type). Filters apply to the pointers, so events
+A log entry ``0-<position>`` holds ``k`` (aggregate stream key), ``v`` (version) and
+``t`` (event type); entries written before that field was dropped also hold ``a`` (the
+aggregate type, which the key already says). Filters apply to the pointers, so events
 that do not match are never fetched; the page still reports the last position scanned
 so a reader's checkpoint moves past them.
+
+A page's events are fetched in one round trip by ``fetch_call``: ``XREAD`` (without
+``BLOCK``) reads many streams of one slot in one command, straight from the server's
+reply buffers. The ``resolve.lua`` script (``resolve_call``) does the same through Lua,
+which copies every entry into Lua tables and back (measured: ~3.4 us of server time per
+event against ~0.7 for XREAD); ``eventstore verify`` still uses it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -19,7 +26,25 @@ from eventstore._core.keys import AggregateKey, KeySchema
 from eventstore._core.records import RecordedEvent
 from eventstore._core.replies import field_map, text
 
-__all__ = ["LogPage", "Pointer", "ResolveCall", "parse_pointers", "resolve_call", "parse_resolved"]
+__all__ = [
+    "MAX_VERSION",
+    "FetchCall",
+    "LogPage",
+    "Pointer",
+    "ResolveCall",
+    "fetch_call",
+    "parse_fetched",
+    "parse_pointers",
+    "parse_resolved",
+    "resolve_call",
+]
+
+# pointers of one stream further apart than this are read separately (no long gap reads)
+_MAX_GAP = 32
+
+MAX_VERSION = 2**53
+"""The largest version a pointer may name: Lua (the append and resolve scripts) counts in
+doubles, exact up to 2**53; a stored pointer beyond it is corrupt, never a real version."""
 
 
 @attrs.frozen
@@ -47,9 +72,25 @@ class LogPage:
 
 @attrs.frozen
 class ResolveCall:
+    """Keys and arguments of one ``resolve.lua`` call: runs of consecutive versions."""
+
     keys: tuple[str, ...]
     args: tuple[int, ...]
     runs: tuple[tuple[Pointer, ...], ...]
+
+
+@attrs.frozen
+class FetchCall:
+    """``XREAD`` commands fetching the events behind a page of pointers, in one round trip.
+
+    Each command reads a group of streams from the first version the page wants, with
+    ``COUNT`` the group's longest span rounded up to a power of two. ``key`` is one of
+    the streams: they share the partition's slot, so one server answers every command.
+    """
+
+    key: str
+    commands: tuple[tuple[str | int, ...], ...]
+    pointers: tuple[Pointer, ...]
 
 
 def parse_pointers(
@@ -60,32 +101,39 @@ def parse_pointers(
     event_types: Collection[str] | None = None,
     aggregate_types: Collection[str] | None = None,
 ) -> list[Pointer]:
-    """Parse log entries into pointers, keeping those that pass the filters."""
+    """Parse log entries into pointers, keeping those that pass the filters.
+
+    ``entries`` are ``(id, fields)`` pairs, fields as a dict or as the flat list of a raw
+    reply.
+    """
     pointers = []
     log_key = schema.log(partition)
-    streams: dict[str, AggregateKey | None] = {}  # a page points into few streams
+    streams: dict[Any, tuple[str, AggregateKey | None]] = {}  # a page points into few streams
     for entry_id, raw in entries:
-        fields = field_map(raw)
-        position = version_of_id(entry_id)
+        position = _position_of(log_key, entry_id)
         try:
-            stream = text(fields[b"k"])
-            event_type, aggregate_type = text(fields[b"t"]), text(fields[b"a"])
-            version = int(fields[b"v"])
-        except (KeyError, ValueError) as exc:
+            key, version, event_type = _pointer_values(raw)
+        except (KeyError, ValueError, TypeError, UnicodeDecodeError) as exc:
             raise StoredDataError(
                 log_key, position, "k/v/t/a", f"malformed log entry: {exc!r}"
             ) from exc
+        if not 1 <= version <= MAX_VERSION:
+            raise StoredDataError(
+                log_key, position, "v", f"version {version} is not between 1 and 2**53"
+            )
         if event_types is not None and event_type not in event_types:
             continue
-        if aggregate_types is not None and aggregate_type not in aggregate_types:
-            continue
-        parsed = streams.get(stream)
-        if parsed is None:
-            parsed = streams[stream] = schema.parse_stream(stream)
+        known = streams.get(key)
+        if known is None:
+            stream = _key_text(log_key, position, key)
+            known = streams[key] = (stream, schema.parse_stream(stream))
+        stream, parsed = known
         if parsed is None:
             raise StoredDataError(
                 log_key, position, "k", f"not an aggregate stream key: {stream!r}"
             )
+        if aggregate_types is not None and parsed.aggregate_type not in aggregate_types:
+            continue
         pointers.append(
             Pointer(
                 partition,
@@ -93,11 +141,33 @@ def parse_pointers(
                 stream,
                 version,
                 event_type,
-                aggregate_type,
+                parsed.aggregate_type,
                 parsed.aggregate_id,
             )
         )
     return pointers
+
+
+def _key_text(log_key: str, position: int, key: Any) -> str:
+    try:
+        return text(key)
+    except UnicodeDecodeError as exc:
+        raise StoredDataError(log_key, position, "k", "stream key is not UTF-8") from exc
+
+
+def _position_of(log_key: str, entry_id: bytes | str) -> int:
+    if entry_id[:2] not in (b"0-", "0-"):  # not written by the append script
+        shown = text(entry_id)
+        raise StoredDataError(log_key, 0, "id", f"log entry id {shown} is not 0-<position>")
+    return version_of_id(entry_id)
+
+
+def _pointer_values(raw: Any) -> tuple[Any, int, str]:
+    # the layout the append script writes, read without building a dict
+    if type(raw) is list and len(raw) == 6 and raw[0] == b"k" and raw[2] == b"v" and raw[4] == b"t":
+        return raw[1], int(raw[3]), raw[5].decode()
+    fields = field_map(raw)  # any other layout, e.g. entries that still carry ``a``
+    return fields[b"k"], int(fields[b"v"]), text(fields[b"t"])
 
 
 def resolve_call(pointers: Sequence[Pointer]) -> ResolveCall:
@@ -130,17 +200,118 @@ def parse_resolved(call: ResolveCall, reply: Sequence[Any]) -> list[RecordedEven
         for pointer, (entry_id, fields) in zip(run, entries, strict=True):
             if entry_id != b"0-%d" % pointer.version:
                 _raise_missing(run, entries)
-            recorded = decode_fields(
-                pointer.stream,
-                entry_id,
-                field_map(fields),
-                aggregate_type=pointer.aggregate_type,
-                aggregate_id=pointer.aggregate_id,
-                partition=pointer.partition,
-                version=pointer.version,
-            )
-            events.append(recorded)
+            events.append(_decode(pointer, entry_id, fields))
     return events
+
+
+def fetch_call(pointers: Sequence[Pointer]) -> FetchCall:
+    """The XREAD commands that fetch the events behind ``pointers`` (one partition)."""
+    if not pointers:
+        raise ValueError("fetch_call needs at least one pointer")
+    # log pages list each stream's versions in ascending order; other callers may not
+    spans = _reads(pointers)
+    if spans is None:
+        spans = _reads(sorted(pointers, key=_by_stream_version)) or {}
+    # one XREAD per (count, n-th read of a stream): a command names each stream once
+    groups: dict[tuple[int, int], list[tuple[str, int]]] = {}
+    for stream, reads in spans.items():
+        for nth, (first, last) in enumerate(reads):
+            count = 1 << (last - first).bit_length()  # the span, rounded up to 2**k
+            groups.setdefault((count, nth), []).append((stream, first))
+    commands: list[tuple[str | int, ...]] = []
+    for (count, _), group in groups.items():
+        streams = [stream for stream, _ in group]
+        after = [f"0-{first - 1}" for _, first in group]  # XREAD reads after the id given
+        commands.append(("XREAD", "COUNT", count, "STREAMS", *streams, *after))
+    return FetchCall(pointers[0].stream, tuple(commands), tuple(pointers))
+
+
+def _reads(pointers: Sequence[Pointer]) -> dict[str, list[list[int]]] | None:
+    """Per stream, ``[first, last]`` version ranges to read (pointers far apart get two);
+    ``None`` if a stream's versions are not in ascending order."""
+    reads: dict[str, list[list[int]]] = {}
+    for pointer in pointers:
+        ranges = reads.get(pointer.stream)
+        if ranges is None:
+            reads[pointer.stream] = [[pointer.version, pointer.version]]
+            continue
+        gap = pointer.version - ranges[-1][1]
+        if gap < 0:
+            return None
+        if gap <= _MAX_GAP:
+            ranges[-1][1] = pointer.version
+        else:
+            ranges.append([pointer.version, pointer.version])
+    return reads
+
+
+def _by_stream_version(pointer: Pointer) -> tuple[str, int]:
+    return pointer.stream, pointer.version
+
+
+def parse_fetched(call: FetchCall, replies: Sequence[Any]) -> list[RecordedEvent]:
+    """Decode the events of ``call`` in pointer order; a missing one is a ``StoredDataError``."""
+    chunks: dict[str, list[tuple[int, Any]]] = {}  # stream -> (first version, entries) reads
+    for reply in replies:
+        for key, entries in _xread_items(reply):
+            if entries:
+                first = version_of_id(entries[0][0])
+                chunks.setdefault(text(key), []).append((first, entries))
+    events = []
+    for pointer in call.pointers:
+        entry = _find(chunks.get(pointer.stream, ()), pointer.version)
+        if entry is None:
+            raise StoredDataError(
+                pointer.stream,
+                pointer.version,
+                "id",
+                f"log position {pointer.position} points at a missing event",
+            )
+        events.append(_decode(pointer, entry[0], entry[1]))
+    return events
+
+
+def _xread_items(reply: Any) -> Any:
+    """``(key, entries)`` pairs of a non-blocking XREAD: RESP3 a map, RESP2 a list, or nil."""
+    if reply is None:
+        return ()
+    if isinstance(reply, Mapping):
+        return reply.items()
+    return reply
+
+
+def _find(chunks: Sequence[tuple[int, Any]], version: int) -> Any:
+    wanted = b"0-%d" % version
+    for first, entries in chunks:  # the entry sits at its offset from the read's first one
+        offset = version - first
+        if 0 <= offset < len(entries) and entries[offset][0] == wanted:
+            return entries[offset]
+    for _, entries in chunks:  # ids with holes (not written by us): look everywhere
+        for entry in entries:
+            if entry[0] == wanted:
+                return entry
+    return None
+
+
+def _decode(pointer: Pointer, entry_id: bytes, fields: Any) -> RecordedEvent:
+    recorded = decode_fields(
+        pointer.stream,
+        entry_id,
+        fields,
+        aggregate_type=pointer.aggregate_type,
+        aggregate_id=pointer.aggregate_id,
+        partition=pointer.partition,
+        version=pointer.version,
+    )
+    if recorded.position != pointer.position:  # the log and the event disagree
+        raise StoredDataError(
+            pointer.stream,
+            pointer.version,
+            "p",
+            f"the event records position {recorded.position}, but log position "
+            f"{pointer.position} points at it",
+        )
+    return recorded
 
 
 def _raise_missing(run: Sequence[Pointer], entries: Sequence[Any]) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["field_map", "text"]
+from eventstore._core.errors import StoredDataError
+
+__all__ = ["field_map", "stored_count", "text"]
 
 
 def text(value: object) -> str:
@@ -17,3 +19,13 @@ def field_map(raw: Any) -> dict[bytes, bytes]:
     if isinstance(raw, dict):
         return raw
     return dict(zip(raw[::2], raw[1::2], strict=True))
+
+
+def stored_count(key: str, field: str, raw: object) -> int:
+    """A stored counter or position (``None``: 0), or a ``StoredDataError`` naming ``key``."""
+    if raw is None:
+        return 0
+    value = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+    if not value.isascii() or not value.isdigit() or int(value) >= 2**63:
+        raise StoredDataError(key, 0, field, f"not an integer in 0..2**63-1: {value[:40]!r}")
+    return int(value)

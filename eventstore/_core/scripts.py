@@ -22,14 +22,17 @@ from eventstore._core.errors import (
 from eventstore._core.expected import ExpectedVersion, expected_arg
 from eventstore._core.keys import KeySchema, validate_name
 from eventstore._core.records import AppendResult, NewEvent, RecordedEvent, Snapshot
-from eventstore._core.replies import field_map, text
+from eventstore._core.replies import text
 
 __all__ = [
     "AppendCall",
     "LoadReply",
     "append_call",
+    "LoadCall",
+    "load_call",
     "parse_append_reply",
-    "parse_load_reply",
+    "parse_entries",
+    "parse_load",
     "snapshot_from_hash",
 ]
 
@@ -75,56 +78,51 @@ def append_call(
     """
     # a bad type or an empty id makes a key the log readers cannot parse back
     validate_name("aggregate type", aggregate_type)
-    stream = schema.stream(aggregate_type, aggregate_id)
+    partition, keys = schema.append_keys(aggregate_type, aggregate_id)
+    stream = keys[0]
     if not aggregate_id:
         raise InvalidEvent(stream, 0, "aggregate_id", "must be a non-empty string")
     if not events:
         raise InvalidEvent(stream, 0, "events", "a batch needs at least one event")
-    partition = schema.partition_of(aggregate_id)
-    keys = (
-        stream,
-        schema.log(partition),
-        schema.position(partition),
-        schema.snapshot(aggregate_type, aggregate_id),
-        schema.index(partition, aggregate_type),
-        schema.types(partition),
-    )
     expected_text = expected_arg(expected)
+    if snapshot is None and expected_text not in ("0", "none", "any", "exists"):
+        keys = keys[:3]  # not a new aggregate, no snapshot: the other keys stay untouched
+    # five arguments per event unless one of them has metadata or causal ids
+    full = any(e.metadata or e.correlation_id or e.causation_id for e in events)
     args: list[str | int] = [
         expected_text,
         aggregate_type,
         aggregate_id,
         len(events),
-        snapshot.version if snapshot else 0,
-        snapshot.fingerprint if snapshot else "",
-        json.dumps(snapshot.state, separators=(",", ":")) if snapshot else "",
-        snapshot.taken_at_ms if snapshot else 0,
+        8 if full else 5,
         channel,
         partition,
         publish,
     ]
     for event in events:
-        args += [
+        args += (
             event.event_id,
             event.event_type,
             event.schema_version,
             event.timestamp_ms,
             event.data,
-            event.metadata,
-            event.correlation_id,
-            event.causation_id,
-        ]
+        )
+        if full:
+            args += (event.metadata, event.correlation_id, event.causation_id)
+    if snapshot is not None:
+        state = json.dumps(snapshot.state, separators=(",", ":"))
+        args += (snapshot.version, snapshot.fingerprint, state, snapshot.taken_at_ms)
     return AppendCall(stream, partition, keys, tuple(args), expected_text, tuple(events))
 
 
 def parse_append_reply(call: AppendCall, reply: Sequence[Any]) -> AppendResult:
     """Turn the script's reply into a result, or raise the error it reports."""
-    status = text(reply[0])
-    if status == "ok":
-        first_version, first_position = int(reply[1]), int(reply[2])
+    status = reply[0] if reply[0] == b"ok" else text(reply[0])  # "ok": no decoding
+    if status in (b"ok", "ok"):
+        first_position = int(reply[2])
         positions = tuple(range(first_position, first_position + len(call.events)))
         return AppendResult(
-            call.stream, call.partition, first_version, positions, notified=int(reply[3])
+            call.stream, call.partition, int(reply[1]), positions, False, int(reply[3])
         )
     if status == "dup":
         positions = tuple(int(p) for p in reply[2:])
@@ -152,42 +150,116 @@ class LoadReply:
     events: tuple[RecordedEvent, ...]
 
 
-def parse_load_reply(
-    schema: KeySchema,
-    aggregate_type: str,
-    aggregate_id: str,
-    fingerprint: str,
-    reply: Sequence[Any],
-) -> LoadReply:
-    """Decode the load script's reply (snapshot JSON and every tail event)."""
+def parse_entries(
+    schema: KeySchema, aggregate_type: str, aggregate_id: str, entries: Sequence[Any]
+) -> tuple[RecordedEvent, ...]:
+    """Decode aggregate stream entries (raw ``[id, fields]`` pairs) into recorded events."""
     stream = schema.stream(aggregate_type, aggregate_id)
-    snap_key = schema.snapshot(aggregate_type, aggregate_id)
     partition = schema.partition_of(aggregate_id)
-    current, snap_version = int(reply[0]), int(reply[1])
-    if current < 0:
-        raise StoredDataError(stream, 0, "id", "last entry id is not 0-<version>")
-    snapshot = None
-    if snap_version:
-        state = _snapshot_state(snap_key, snap_version, reply[2])
-        snapshot = Snapshot(snap_version, fingerprint, state)
-    events = tuple(
+    return tuple(
         decode_fields(
             stream,
             entry_id,
-            field_map(fields),
+            fields,
             aggregate_type=aggregate_type,
             aggregate_id=aggregate_id,
             partition=partition,
         )
-        for entry_id, fields in reply[4]
+        for entry_id, fields in entries
     )
-    return LoadReply(current, snapshot, text(reply[3]), events)
+
+
+@attrs.frozen
+class LoadCall:
+    """The reads of one load, sent in one round trip (no script: see ``load_call``)."""
+
+    stream: str
+    snapshot_key: str
+    fingerprint: str
+    version: int | None
+    window: int
+    commands: tuple[tuple[str | int, ...], ...]
+
+
+def load_call(
+    schema: KeySchema,
+    aggregate_type: str,
+    aggregate_id: str,
+    *,
+    fingerprint: str,
+    version: int | None,
+    window: int,
+) -> LoadCall:
+    """The snapshot (when ``fingerprint`` asks for one), then the newest ``window`` events.
+
+    Plain commands in one pipeline rather than a script: a script copies every entry into
+    a Lua table and back (measured ~40 us of server time for a 10-event load, against
+    a few). Not atomic, and it need not be: the snapshot is read first, past versions
+    never change, and a snapshot newer than the events read is not used.
+    """
+    stream = schema.stream(aggregate_type, aggregate_id)
+    snapshot_key = schema.snapshot(aggregate_type, aggregate_id)
+    commands: list[tuple[str | int, ...]] = []
+    if fingerprint:
+        commands.append(("HMGET", snapshot_key, "v", "f", "s"))
+    commands.append(("XREVRANGE", stream, "+", "-", "COUNT", window))
+    return LoadCall(stream, snapshot_key, fingerprint, version, window, tuple(commands))
+
+
+def parse_load(
+    schema: KeySchema,
+    aggregate_type: str,
+    aggregate_id: str,
+    call: LoadCall,
+    replies: Sequence[Any],
+) -> tuple[LoadReply, tuple[int, int] | None]:
+    """The load from the replies of ``call``, and the versions ``(first, last)`` still to
+    read with XRANGE when the tail after the snapshot is longer than the window."""
+    newest = replies[-1] or []  # newest first
+    current = _current_version(newest[0][0]) if newest else 0
+    if current < 0:
+        raise StoredDataError(call.stream, 0, "id", "last entry id is not 0-<version>")
+    upto = current if not call.version or call.version > current else call.version
+    snapshot, skipped = None, ""
+    if call.fingerprint and current > 0:
+        snapshot, skipped = _usable_snapshot(call, replies[0], upto)
+    first = snapshot.version + 1 if snapshot else 1
+    window = [entry for entry in reversed(newest) if first <= _current_version(entry[0]) <= upto]
+    events = parse_entries(schema, aggregate_type, aggregate_id, window)
+    oldest_read = _current_version(newest[-1][0]) if len(newest) >= call.window else 1
+    rest = (first, min(upto, oldest_read - 1)) if first < oldest_read and first <= upto else None
+    return LoadReply(current, snapshot, skipped, events), rest
+
+
+def _current_version(entry_id: bytes | str) -> int:
+    """The version of an entry id ``0-<n>``, or -1 for an id not written by us."""
+    ms, _, seq = (entry_id.decode() if isinstance(entry_id, bytes) else entry_id).partition("-")
+    return int(seq) if ms == "0" and seq.isascii() and seq.isdigit() else -1
+
+
+def _usable_snapshot(call: LoadCall, raw: Sequence[Any], upto: int) -> tuple[Snapshot | None, str]:
+    """The stored snapshot if its fingerprint matches and it is not past ``upto``."""
+    version, fingerprint, state = raw
+    if version is None:
+        return None, ""
+    if fingerprint not in (call.fingerprint.encode(), call.fingerprint):
+        return None, "fingerprint"
+    text = version.decode(errors="replace") if isinstance(version, bytes) else str(version)
+    if not (text.isascii() and text.isdigit()):
+        # int() would take " 1", "1_0" or "+1": only what the store writes is a version
+        return None, "invalid"
+    at = int(text)
+    if at > upto:
+        return None, "newer"
+    if at <= 0:
+        return None, ""
+    return Snapshot(at, call.fingerprint, _snapshot_state(call.snapshot_key, at, state or b"")), ""
 
 
 def _snapshot_state(snap_key: str, version: int, raw: bytes | str) -> Mapping[str, Any]:
     try:
         state = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise SnapshotError(snap_key, version, "s", f"invalid JSON: {exc}") from exc
     if not isinstance(state, dict):
         raise SnapshotError(snap_key, version, "s", "state is not a JSON object")
@@ -202,5 +274,7 @@ def snapshot_from_hash(key: str, raw: Mapping[bytes, bytes]) -> Snapshot:
         taken = int(raw.get(b"ts", b"0"))
     except (KeyError, ValueError, UnicodeDecodeError) as exc:
         raise SnapshotError(key, 0, "v", f"malformed snapshot hash: {exc!r}") from exc
+    if version < 1 or not raw[b"v"].isdigit():  # int() also reads "-1", " 2", "1_0"
+        raise SnapshotError(key, 0, "v", f"version {raw[b'v']!r} is not a positive integer")
     state = _snapshot_state(key, version, raw.get(b"s", b""))
     return Snapshot(version, fingerprint, state, taken)

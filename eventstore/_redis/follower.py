@@ -4,7 +4,10 @@ One cursor per partition (a ``Checkpoint``). Catch-up reads ``XRANGE (<cursor> +
 per partition, round-robin, until each returns a short page; then one ``XREAD BLOCK``
 waits on all the logs at once from the concrete cursor ids. Never ``$``: ``$`` means
 "whatever is last when this call arrives", so events appended between two calls would be
-skipped. Each page of pointers is resolved to events in one script call.
+skipped. The events behind a page of pointers are fetched in one round trip (``XREAD``
+without ``BLOCK`` over the page's aggregate streams, see ``fetch_call``). Both reads go to
+the server holding the partition with redis-py's reply callbacks off: the core parses the
+raw replies (a callback would build a dict per entry first).
 
 On a lost connection (or a restarting server) the follower backs off and retries from its
 cursor: a page is only handed out once it is fully read and resolved, and the cursor only
@@ -17,7 +20,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import redis
 
@@ -26,10 +29,15 @@ from eventstore._core.checkpoint import Checkpoint
 from eventstore._core.codec import version_of_id
 from eventstore._core.errors import SubscriptionError
 from eventstore._core.keys import KeySchema
-from eventstore._core.log import LogPage, parse_pointers, parse_resolved, resolve_call
-from eventstore._redis.clients import load_script
+from eventstore._core.log import LogPage, Pointer, fetch_call, parse_fetched, parse_pointers
+from eventstore._core.records import RecordedEvent
+from eventstore._redis.batch import send_batch
+from eventstore._redis.stored import raise_if_wrong_type
 
-__all__ = ["LogFollower", "RETRYABLE"]
+if TYPE_CHECKING:
+    from eventstore._redis.shards import RawClients
+
+__all__ = ["LogFollower", "RETRYABLE", "fetch_events"]
 
 RETRYABLE = (redis.ConnectionError, redis.TimeoutError)
 """Errors after which a reader reconnects (``BusyLoadingError`` is a ``ConnectionError``)."""
@@ -74,7 +82,10 @@ class LogFollower:
         self.stopped = stopped or threading.Event()
         self.caught_up = threading.Event()
         self.wake = wake
-        self._resolve = load_script(client, "resolve")
+        # imported here: shards imports RETRYABLE from this module
+        from eventstore._redis.shards import RawClients
+
+        self._raw = RawClients(client)
 
     def pages(self) -> Iterator[LogPage]:
         """Yield pages in order per partition; the cursor moves when the consumer resumes."""
@@ -101,7 +112,13 @@ class LogFollower:
 
     def _page(self, partition: int, after: int) -> LogPage:
         log = self.keys.log(partition)
-        entries = self.client.xrange(log, f"(0-{after}", "+", count=self.page_size)
+        raw = self._raw.for_key(log)
+        try:
+            command = ("XRANGE", log, f"(0-{after}", "+", "COUNT", self.page_size)
+            entries = raw.execute_command(*command)  # type: ignore[no-untyped-call]
+        except redis.ResponseError as exc:
+            raise_if_wrong_type(exc, raw, {log: "stream"})
+            raise
         return self._resolved(partition, after, cast(list[Any], entries))
 
     def _wait_live(self, _pending: Sequence[int]) -> list[LogPage]:
@@ -142,10 +159,12 @@ class LogFollower:
             event_types=self.event_types,
             aggregate_types=self.aggregate_types,
         )
-        events: list[Any] = []
-        if pointers:
-            call = resolve_call(pointers)
-            events = parse_resolved(call, self._resolve(keys=call.keys, args=call.args))
+        try:
+            events = fetch_events(self._raw, pointers)
+        except redis.ResponseError as exc:
+            streams = dict.fromkeys((pointer.stream for pointer in pointers), "stream")
+            raise_if_wrong_type(exc, self._raw.for_key(pointers[0].stream), streams)
+            raise
         return LogPage(partition, tuple(events), version_of_id(entries[-1][0]), len(entries))
 
     def _retrying(self, fetch: Callable[[], T]) -> T | None:
@@ -154,10 +173,19 @@ class LogFollower:
         while not self.stopped.is_set():
             try:
                 return fetch()
-            except RETRYABLE as exc:
+            except self._raw.retryable as exc:
                 if backoff.failed() > self.reconnect_for:
                     raise SubscriptionError(
                         str(self.cursor), f"no server for {self.reconnect_for:.0f}s: {exc}"
                     ) from exc
                 self.stopped.wait(backoff.next_delay())
+                self._raw.refresh()  # a cluster node went away: re-read the slot map
         return None
+
+
+def fetch_events(raw: RawClients, pointers: Sequence[Pointer]) -> list[RecordedEvent]:
+    """The events behind ``pointers`` (one partition), in their order, in one round trip."""
+    if not pointers:
+        return []
+    call = fetch_call(pointers)
+    return parse_fetched(call, send_batch(raw.for_key(call.key), call.commands))

@@ -15,7 +15,7 @@ from eventstore._core.errors import (
 from eventstore._core.expected import ExpectedVersion
 from eventstore._core.records import AppendResult, RecordedEvent, Snapshot
 from eventstore._core.scripts import LoadReply
-from eventstore._redis.store import EventStore
+from eventstore._redis.store import Durability, EventStore
 
 __all__ = ["Repository"]
 
@@ -55,12 +55,14 @@ class Repository(Generic[A]):
         metadata: Mapping[str, Any] | None = None,
         correlation_id: str | None = None,
         causation_id: str | None = None,
+        durability: Durability | None = None,
     ) -> AppendResult | None:
         """Append the aggregate's pending events, expecting its committed version.
 
         Raises ``ConcurrencyError`` if another writer got there first: reload and retry.
         Saving again after a lost reply is safe (same event ids). Returns ``None`` when
-        there was nothing to save.
+        there was nothing to save. ``durability`` overrides the store's policy for this
+        save (``None``: the store's).
         """
         if not isinstance(aggregate, self.aggregate_class):
             raise TypeError(
@@ -84,6 +86,7 @@ class Repository(Generic[A]):
             events,
             expected,
             snapshot=self._snapshot_due(aggregate),
+            durability=durability,
         )
         aggregate.mark_committed()
         return result
@@ -97,7 +100,11 @@ class Repository(Generic[A]):
         if version is not None and version < 1:
             raise ValueError(f"version must be >= 1, got {version}")
         fingerprint = self.aggregate_class.schema_fingerprint() if use_snapshot else ""
-        loaded = self.store.load(self.aggregate_type, id, fingerprint=fingerprint, version=version)
+        # the tail after a snapshot is shorter than snapshot_every plus the last batch
+        window = 256 if not (use_snapshot and self.snapshot_every) else self.snapshot_every + 32
+        loaded = self.store.load(
+            self.aggregate_type, id, fingerprint=fingerprint, version=version, window=window
+        )
         if loaded.current_version == 0:
             raise AggregateNotFound(self.aggregate_type, id)
         if version is not None and version > loaded.current_version:

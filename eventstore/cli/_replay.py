@@ -35,6 +35,7 @@ Progress = Callable[[int], AbstractContextManager[Advance]]
 _SKIPPED = {
     "fingerprint": "taken by another shape of the class (fingerprint differs)",
     "newer": "it is newer than the version asked for",
+    "invalid": "its stored version is not a positive integer",
 }
 
 
