@@ -188,6 +188,23 @@ def test_corrupt_snapshot_version_does_not_break_a_save(store: EventStore) -> No
     assert accounts.get("acc-1").balance == 3
 
 
+@pytest.mark.parametrize("garbage", ["garbage", "nan", "1.5", "-3"])
+def test_take_snapshot_replaces_a_snapshot_whose_version_is_corrupt(
+    store: EventStore, garbage: str
+) -> None:
+    accounts = Repository(store, Account, snapshot_every=1)
+    account = Account(id="acc-1")
+    account.deposit(1)
+    account.deposit(2)
+    accounts.save(account)
+    store.client.hset(store.keys.snapshot("Account", "acc-1"), "v", garbage)
+    taken = accounts.take_snapshot("acc-1")  # snapshot.lua, outside an append
+    stored = store.read_snapshot("Account", "acc-1")
+    assert stored is not None
+    assert stored.version == taken.version == 2
+    assert accounts.get("acc-1").balance == 3
+
+
 def test_a_corrupt_position_counter_stops_appends_before_any_write(store: EventStore) -> None:
     store.client.set(store.keys.position(0), "not-a-number")
     with pytest.raises(StoredDataError) as info:

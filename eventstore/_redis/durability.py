@@ -1,97 +1,114 @@
-"""The optional wait after an append: local fsync (WAITAOF) or replicas (WAIT)."""
+"""Sending an append: the script call, the durability wait after it on the same
+connection, and the server's refusals turned into typed errors."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-import attrs
 import redis
 from redis.commands.core import Script
 
-from eventstore._core.errors import ConfigurationError, DurabilityError
+from eventstore._core.durability import (
+    Durability,
+    ServerDurability,
+    WaitCommand,
+    check_wait_reply,
+    wait_command,
+)
+from eventstore._core.durability import check_durability as _check_durability
+from eventstore._core.errors import OutOfMemory
 from eventstore._core.records import AppendResult
 from eventstore._core.scripts import AppendCall, parse_append_reply
+from eventstore._redis.clients import shard_client
 from eventstore._redis.server import ServerInfo
 
-__all__ = ["Durability", "append_and_wait", "check_durability"]
+__all__ = ["Durability", "check_durability", "run_append", "supports_waitaof"]
 
 
-@attrs.frozen
-class Durability:
-    """How long an append waits after the write, on the same connection.
-
-    ``fsync``: the local AOF has fsynced the write (WAITAOF on Redis 7.2+; older servers
-    must run ``appendfsync always``, checked on connect). ``replicas``: that many replicas
-    acknowledged it (WAIT). A wait that times out raises ``DurabilityError``: the write
-    happened and may still persist.
-    """
-
-    fsync: bool = False
-    replicas: int = 0
-    timeout_ms: int = 1000
-
-    @property
-    def waits(self) -> bool:
-        return self.fsync or self.replicas > 0
+def check_durability(wanted: Durability, servers: Sequence[ServerInfo]) -> None:
+    """Raise ``ConfigurationError`` if a server of the store cannot honour ``wanted``."""
+    _check_durability(
+        wanted,
+        [ServerDurability(info.version, info.appendonly, info.appendfsync) for info in servers],
+    )
 
 
-def check_durability(wanted: Durability, server: ServerInfo) -> None:
-    """Refuse an fsync policy the server cannot honour."""
-    # without AOF there is nothing to fsync (and WAITAOF would fail after the write)
-    aof_off = server.appendonly == "no"
-    no_wait = not server.has_waitaof and server.appendfsync != "always"
-    if wanted.fsync and (aof_off or no_wait):
-        raise ConfigurationError(
-            f"durability fsync=True needs appendonly yes and WAITAOF (Redis 7.2+) or "
-            f"appendfsync always; server {server.version_text} has "
-            f"appendonly={server.appendonly}, appendfsync={server.appendfsync}"
-        )
+def supports_waitaof(servers: Sequence[ServerInfo]) -> bool:
+    """Whether every server has WAITAOF (a cluster may mix versions during an upgrade)."""
+    return all(info.has_waitaof for info in servers)
 
 
-def append_and_wait(
-    shard: redis.Redis, script: Script, call: AppendCall, wanted: Durability, server: ServerInfo
+def run_append(
+    client: redis.Redis, script: Script, call: AppendCall, wanted: Durability, *, waitaof: bool
 ) -> AppendResult:
-    """Run the append script then WAIT/WAITAOF on one connection of ``shard``.
+    """Run the append script, then the wait ``wanted`` asks for, on one connection.
 
-    WAIT/WAITAOF count what happened on *their* connection, so the write goes first on
-    the same one (a cluster pipeline refuses EVALSHA: ``shard`` is the node's client).
+    A server out of memory (``maxmemory`` with ``noeviction``) raises ``OutOfMemory``:
+    Redis refuses only a script's *first* write, so nothing of the batch was written.
     """
-    reply, acks = _evalsha_and_wait(shard, script, call, wanted, server)
+    command = wait_command(wanted, waitaof=waitaof)
+    try:
+        if command is None:
+            return parse_append_reply(call, script(keys=call.keys, args=call.args))
+        return _append_and_wait(shard_client(client, call.stream), script, call, wanted, command)
+    except redis.ResponseError as exc:
+        if _out_of_memory(exc):
+            raise OutOfMemory(call.stream, str(exc)) from exc
+        raise
+
+
+def _append_and_wait(
+    shard: redis.Redis, script: Script, call: AppendCall, wanted: Durability, command: WaitCommand
+) -> AppendResult:
+    # WAIT/WAITAOF count what happened on *their* connection, so the write goes first on
+    # the same one (a cluster pipeline refuses EVALSHA: ``shard`` is the node's client)
+    reply, after = _evalsha_then(shard, script, call, command)
     if isinstance(reply, redis.exceptions.NoScriptError):  # the server lost its scripts
         shard.script_load(script.script)
-        reply, acks = _evalsha_and_wait(shard, script, call, wanted, server)
+        reply, after = _evalsha_then(shard, script, call, command)
     if isinstance(reply, Exception):
         raise reply
     result = parse_append_reply(call, reply)
-    _check_acks(call.stream, wanted, acks)
+    check_wait_reply(call.stream, wanted, command, after)
     return result
 
 
-def _evalsha_and_wait(
-    shard: redis.Redis, script: Script, call: AppendCall, wanted: Durability, server: ServerInfo
+def _evalsha_then(
+    shard: redis.Redis, script: Script, call: AppendCall, command: WaitCommand
 ) -> tuple[Any, Any]:
     # EVALSHA sent directly: a Script object in a pipeline costs a SCRIPT EXISTS round
     # trip on every execute. A re-send after NOSCRIPT is safe: nothing was written.
+    if command[0] == "WAITAOF" and command[2]:
+        return _evalsha_then_apart(shard, script, call, command)
     with shard.pipeline(transaction=False) as pipe:
         pipe.evalsha(script.sha, len(call.keys), *call.keys, *call.args)
-        if wanted.fsync and server.has_waitaof:
-            pipe.execute_command("WAITAOF", 1, wanted.replicas, wanted.timeout_ms)  # type: ignore[no-untyped-call]
-        else:
-            pipe.execute_command("WAIT", wanted.replicas, wanted.timeout_ms)  # type: ignore[no-untyped-call]
-        reply, acks = pipe.execute(raise_on_error=False)
-    return reply, acks
+        pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+        reply, after = pipe.execute(raise_on_error=False)
+    return reply, after
 
 
-def _check_acks(stream: str, wanted: Durability, acks: Any) -> None:
-    if isinstance(acks, Exception):
-        raise acks
-    if isinstance(acks, list):
-        local, replicas = int(acks[0]), int(acks[1])
-        if (wanted.fsync and local < 1) or replicas < wanted.replicas:
-            raise DurabilityError(
-                stream,
-                f"fsync={wanted.fsync}, replicas={wanted.replicas}",
-                f"fsynced={local}, replicas={replicas}",
-            )
-    elif int(acks) < wanted.replicas:
-        raise DurabilityError(stream, f"replicas={wanted.replicas}", f"replicas={acks}")
+def _evalsha_then_apart(
+    shard: redis.Redis, script: Script, call: AppendCall, command: WaitCommand
+) -> tuple[Any, Any]:
+    # Pipelined, the replica gets the write and the primary's GETACK in one read and
+    # answers before its own fsync: the fsync is then only reported by its once-a-second
+    # REPLCONF ACK (measured: WAITAOF 1 1 took ~1 s per append). One more round trip
+    # lets the replica fsync first (~1 ms). Same connection: WAITAOF counts its writes.
+    single: redis.Redis = shard.client()  # type: ignore[no-untyped-call]
+    try:
+        try:
+            reply = single.evalsha(script.sha, len(call.keys), *call.keys, *call.args)
+        except redis.ResponseError as exc:  # NOSCRIPT, OOM...: nothing was written
+            return exc, None
+        try:
+            return reply, single.execute_command(*command)  # type: ignore[no-untyped-call]
+        except redis.ResponseError as exc:  # checked (and reported) after the append
+            return reply, exc
+    finally:
+        single.close()
+
+
+def _out_of_memory(exc: redis.ResponseError) -> bool:
+    # 7.x replies "-OOM ..." (redis-py: OutOfMemoryError); 6.2 wraps it in a script error
+    return "used memory > 'maxmemory'" in str(exc)

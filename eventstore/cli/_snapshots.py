@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import click
 from rich.console import Console
 
 from aggregates import Aggregate
 from eventstore._core.codec import now_ms
-from eventstore._core.errors import AggregateNotFound, SnapshotError, StoredDataError
+from eventstore._core.errors import AggregateNotFound, StoredDataError
 from eventstore._core.records import Snapshot
-from eventstore._core.scripts import snapshot_from_hash
 from eventstore._redis.repository import Repository
 from eventstore._redis.store import EventStore
 from eventstore.cli._checks import Problem, check_snapshot
@@ -34,13 +33,12 @@ def snapshot_problems(
     Returns a status (``none``, ``ok``, ``other-shape``, ``unchecked``, ``bad``) and problems.
     """
     key = store.keys.snapshot(aggregate_type, aggregate_id)
-    raw = cast(dict[bytes, bytes], store.client.hgetall(key))
-    if not raw:
-        return "none", []
     try:
-        snapshot = snapshot_from_hash(key, raw)
-    except SnapshotError as exc:
+        snapshot = store.read_snapshot(aggregate_type, aggregate_id)
+    except StoredDataError as exc:  # a SnapshotError, or a key of the wrong type
         return "bad", [Problem("bad-snapshot", key, f"field {exc.field}: {exc.reason}")]
+    if snapshot is None:
+        return "none", []
     current = store.version_of(aggregate_type, aggregate_id)
     fingerprint = cls.schema_fingerprint() if cls is not None else None
     replayed = None

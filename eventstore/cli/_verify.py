@@ -10,7 +10,7 @@ SCAN is used on purpose: this is an offline check, never a hot path.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, cast
 
@@ -121,7 +121,7 @@ def _inventory(store: EventStore, report: VerifyReport) -> dict[str, KeyKind]:
 def _verify_stream(store: EventStore, key: str, kind: KeyKind, report: VerifyReport) -> int:
     last, start = 0, "-"
     while True:
-        entries = cast(Entries, store.client.xrange(key, start, "+", count=_PAGE))
+        entries = _page(store, key, start, report)
         if not entries:
             break
         problems, last = check_ids(key, [entry_id for entry_id, _ in entries], last, "version")
@@ -132,6 +132,18 @@ def _verify_stream(store: EventStore, key: str, kind: KeyKind, report: VerifyRep
         start = "(" + text(entries[-1][0])
     _verify_indexed(store, key, kind, report)
     return last
+
+
+def _page(store: EventStore, key: str, start: str, report: VerifyReport) -> Entries:
+    """A page of a stream; a key of another type is a problem (and an empty page)."""
+    try:
+        return cast(Entries, store.client.xrange(key, start, "+", count=_PAGE))
+    except redis.ResponseError as exc:
+        if "WRONGTYPE" not in str(exc):
+            raise
+    found = text(store.client.type(key))
+    report.problems.append(Problem("wrong-type", key, f"the key holds a {found}, not a stream"))
+    return []
 
 
 def _verify_indexed(store: EventStore, key: str, kind: KeyKind, report: VerifyReport) -> None:
@@ -159,7 +171,7 @@ def _verify_log(store: EventStore, partition: int, report: VerifyReport, advance
     log_key = store.keys.log(partition)
     last, start = 0, "-"
     while True:
-        entries = cast(Entries, store.client.xrange(log_key, start, "+", count=_PAGE))
+        entries = _page(store, log_key, start, report)
         if not entries:
             break
         if start == "-":
@@ -182,8 +194,24 @@ def _verify_pointers(store: EventStore, partition: int, entries: Entries) -> lis
     if pointers:
         call = resolve_call(pointers)
         resolve = load_script(store.client, "resolve")
-        problems += check_pointers(log_key, call, resolve(keys=call.keys, args=call.args))
+        try:
+            problems += check_pointers(log_key, call, resolve(keys=call.keys, args=call.args))
+        except redis.ResponseError as exc:
+            if "WRONGTYPE" not in str(exc):
+                raise
+            problems += _pointers_into_wrong_types(store, log_key, call.keys)
     return problems
+
+
+def _pointers_into_wrong_types(
+    store: EventStore, log_key: str, keys: Sequence[str]
+) -> list[Problem]:
+    found = {key: text(store.client.type(key)) for key in keys}
+    return [
+        Problem("dangling-pointer", log_key, f"entries point into {key}, which holds a {kind}")
+        for key, kind in found.items()
+        if kind not in ("stream", "none")
+    ]
 
 
 def _verify_log_end(
@@ -262,7 +290,8 @@ def _logged(store: EventStore) -> int:
     with store.client.pipeline(transaction=False) as pipe:
         for partition in range(store.partitions):
             pipe.xlen(store.keys.log(partition))
-        return sum(int(n) for n in pipe.execute())
+        # a log of the wrong type counts 0 here; _verify_log reports it
+        return sum(n for n in pipe.execute(raise_on_error=False) if isinstance(n, int))
 
 
 @click.command()

@@ -17,6 +17,8 @@ if #last > 0 then current = tonumber(string.match(last[1][1], '^0%-(%d+)$') or 0
 if version > current then return -1 end
 local existing = redis.call('HMGET', KEYS[1], 'v', 'f')
 -- a snapshot of another shape is replaced even if newer: it is useless to this class
-if existing[1] and tonumber(existing[1]) >= version and existing[2] == ARGV[2] then return 0 end
+-- so is one whose version is not a plain integer (loads skip it as invalid): overwrite it
+local stored = existing[1] and string.match(existing[1], '^%d+$') and tonumber(existing[1])
+if stored and stored >= version and existing[2] == ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], 'v', version, 'f', ARGV[2], 's', ARGV[3], 'ts', ARGV[4])
 return 1

@@ -1,0 +1,44 @@
+"""The store's boundary for stored data Redis refuses to work on: a key of the wrong type.
+
+``WRONGTYPE`` names no key (and from a script, only a line of Lua). Call sites that catch
+``redis.ResponseError`` call ``raise_if_wrong_type`` with the keys they touched and the
+type each should have; on that error path only, ``TYPE`` finds the key at fault::
+
+    except redis.ResponseError as exc:
+        raise_if_wrong_type(exc, self.client, {stream: "stream", snapshot: "hash"})
+        raise
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import redis
+
+from eventstore._core.errors import StoredDataError
+from eventstore._core.replies import stored_count, text
+
+__all__ = ["raise_if_wrong_type", "stored_int"]
+
+
+def raise_if_wrong_type(exc: redis.ResponseError, client: Any, expected: Mapping[str, str]) -> None:
+    """Raise ``StoredDataError`` naming the key of ``expected`` that has another type
+    (``expected`` maps each key touched to ``stream``, ``hash``, ``string``...); else return."""
+    if "WRONGTYPE" not in str(exc):
+        return
+    for key, kind in expected.items():
+        found = text(client.type(key))
+        if found not in (kind, "none"):
+            raise StoredDataError(key, 0, "type", f"the key holds a {found}, not a {kind}") from exc
+    first = next(iter(expected), "?")
+    raise StoredDataError(first, 0, "type", f"a key holds the wrong type: {exc}") from exc
+
+
+def stored_int(client: Any, key: str, field: str, raw: Any, kind: str = "string") -> int:
+    """A counter or checkpoint read in a pipeline (``raise_on_error=False``): its value
+    (0 if absent), or a ``StoredDataError`` naming ``key`` (a ``kind`` is expected there)."""
+    if isinstance(raw, redis.ResponseError):
+        raise_if_wrong_type(raw, client, {key: kind})
+        raise raw
+    return stored_count(key, field, raw)
