@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from typing import Any, cast
 
 import pytest
 import redis
@@ -27,11 +28,16 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 SERVER_NAMES = ["env"] if os.environ.get("REDIS_URL") else ["redis7", "redis62"]
+CLUSTER = "cluster"
+"""The server name of the session cluster, for tests marked ``also_on_cluster``."""
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "server_name" in metafunc.fixturenames:
-        metafunc.parametrize("server_name", SERVER_NAMES, scope="session")
+        names: list[Any] = list(SERVER_NAMES)
+        if metafunc.definition.get_closest_marker("also_on_cluster"):
+            names.append(pytest.param(CLUSTER, marks=pytest.mark.slow))
+        metafunc.parametrize("server_name", names, scope="session")
 
 
 @pytest.fixture(scope="session")
@@ -51,14 +57,21 @@ def servers() -> Iterator[dict[str, RedisServer | str]]:
 
 
 @pytest.fixture(scope="session")
-def server_url(servers: dict[str, RedisServer | str], server_name: str) -> str:
+def server_url(
+    servers: dict[str, RedisServer | str], server_name: str, request: pytest.FixtureRequest
+) -> str:
+    if server_name == CLUSTER:
+        return cast(RedisClusterServers, request.getfixturevalue("cluster")).url
     server = servers[server_name]
     return server if isinstance(server, str) else server.url
 
 
 @pytest.fixture
-def redis_url(server_url: str) -> str:
+def redis_url(server_url: str, server_name: str, request: pytest.FixtureRequest) -> str:
     """The URL of a flushed server (each test starts from an empty database)."""
+    if server_name == CLUSTER:
+        cast(RedisClusterServers, request.getfixturevalue("cluster")).flush()
+        return server_url
     client = redis.Redis.from_url(server_url)
     client.flushdb()
     client.close()
@@ -78,8 +91,9 @@ def store(redis_url: str, namespace: str) -> Iterator[EventStore]:
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[RedisClusterServers]:
-    """A 3-primary Redis Cluster (redis-server 7 from PATH), started on first use."""
-    servers = RedisClusterServers(primaries=3)
+    """A Redis Cluster of 3 primaries with a replica each (redis-server 7 from PATH),
+    started on first use, replicas in sync."""
+    servers = RedisClusterServers(primaries=3, replicas=1)
     try:
         servers.start()
         yield servers

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any, cast
 
 import pytest
+from click.testing import CliRunner
 
 from eventstore import EventStore
+from eventstore.cli import cli
+from eventstore.examples.bank import audit
 from eventstore.testing import RedisClusterServers
-from tests.cli_helpers import run, run_json, write_bank
+from tests.cli_helpers import BANK, run, run_json, write_bank
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +41,7 @@ def test_reading_commands_and_verify_on_a_cluster(
 def test_doctor_judges_every_primary_of_a_cluster(
     cluster: RedisClusterServers, namespace: str
 ) -> None:
-    careless = cluster.nodes[1]
+    careless = cluster.primaries()[1]
     client = careless.client()
     (policy,) = cast(dict[Any, bytes | str], client.config_get("maxmemory-policy")).values()
     try:
@@ -49,7 +53,7 @@ def test_doctor_judges_every_primary_of_a_cluster(
         client.close()
     assert result.exit_code == 1
     data = json.loads(result.stdout)
-    addresses = [f"127.0.0.1:{node.port}" for node in cluster.nodes]
+    addresses = [f"127.0.0.1:{node.port}" for node in cluster.primaries()]  # not replicas
     assert sorted(n["node"] for n in data["server"]["nodes"]) == sorted(addresses)
     assert data["server"]["mode"] == "cluster"
     by_check: dict[str, dict[str, str]] = {}
@@ -63,3 +67,47 @@ def test_doctor_judges_every_primary_of_a_cluster(
     }
     assert set(by_check["lua"]) == {None}
     assert f"maxmemory-policy on {evicting}: allkeys-lru" in human.stdout
+
+
+def test_groups_and_dead_letters_with_the_cluster_flag(
+    cluster: RedisClusterServers, namespace: str
+) -> None:
+    """``--url redis://<any node> --cluster``: group lag and pending per partition, dead
+    letters listed, shown, replayed and discarded on the partitions' own nodes."""
+    cluster.flush()
+    with EventStore.from_url(cluster.url, namespace=namespace, partitions=6) as store:
+        write_bank(store)  # alice withdraws 20 and 40: the 40 is above the audit's limit
+        group = store.consumer_group("audit")
+        worker = group.worker(
+            "auditor", audit, max_deliveries=2, claim_idle=timedelta(milliseconds=50)
+        )
+        worker.run(stop_when_idle=True)
+        alice = store.keys.partition_of("alice")
+    seed = cluster.primaries()[-1].url.removesuffix("/0")
+
+    def cli_json(*args: str) -> Any:
+        result = CliRunner().invoke(
+            cli,
+            ["--url", seed, "--cluster", "--namespace", namespace, "--app", BANK, *args, "--json"],
+        )
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    (listed,) = cli_json("groups", "list")["groups"]
+    assert (listed["group"], listed["lag"], listed["pending"], listed["dead_letters"]) == (
+        "audit", 0, 0, 1,
+    )  # fmt: skip
+    lag = cli_json("groups", "lag", "audit")
+    assert len(lag["partitions"]) == 6
+    assert [p["dead_letters"] for p in lag["partitions"]] == [int(p == alice) for p in range(6)]
+    (letter,) = cli_json("dlq", "list", "audit")["dead_letters"]
+    assert letter["id"].startswith(f"{alice}:")
+    shown = cli_json("dlq", "show", "audit", letter["id"])
+    assert shown["error"]["type"] == letter["error"]["type"]
+    assert cli_json("dlq", "replay", "audit", letter["id"])["replayed"] == 1
+    assert cli_json("groups", "lag", "audit")["lag"] == 1  # back in line on its partition
+    assert cli_json("groups", "pending", "audit")["entries"] == []
+    assert cli_json("dlq", "discard", "audit", "--all")["discarded"] == 0
+    usage = CliRunner().invoke(cli, ["--url", "unix:///tmp/x.sock", "--cluster", "groups", "list"])
+    assert usage.exit_code == 2
+    assert "--cluster" in usage.output

@@ -14,6 +14,8 @@ from eventstore import EventStore, RecordedEvent
 from tests.domain import Deposited
 from tests.waiting import wait_for
 
+# the same tests on one server and on a Redis Cluster (one partition per slot)
+pytestmark = pytest.mark.also_on_cluster
 ROOT = Path(__file__).resolve().parent.parent
 CLAIM_IDLE = timedelta(milliseconds=200)
 

@@ -14,12 +14,16 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import ClassVar
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from eventstore import EventStore, RecordedEvent
 from tests.domain import Deposited
+
+# the same model on one server and on a Redis Cluster (one partition per slot)
+pytestmark = pytest.mark.also_on_cluster
 
 MAX = 3
 BATCH = 3
@@ -149,6 +153,10 @@ class GroupMachine(RuleBasedStateMachine):
         assert dead == self.dead
 
 
-def test_group_follows_the_model(redis_url: str) -> None:
+def test_group_follows_the_model(redis_url: str, server_name: str) -> None:
     GroupMachine.url = redis_url
-    run_state_machine_as_test(GroupMachine, settings=settings(stateful_step_count=15))
+    # a cluster step costs more round trips (one read per partition): half the examples
+    examples = settings().max_examples // (2 if server_name == "cluster" else 1)
+    run_state_machine_as_test(
+        GroupMachine, settings=settings(stateful_step_count=15, max_examples=examples)
+    )

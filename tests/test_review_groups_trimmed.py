@@ -11,9 +11,13 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+import pytest
+
 from eventstore import EventStore, RecordedEvent
 from tests.domain import Deposited
 
+# the same tests on one server and on a Redis Cluster (one partition per slot)
+pytestmark = pytest.mark.also_on_cluster
 FAST = timedelta(milliseconds=60)
 
 

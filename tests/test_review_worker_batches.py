@@ -19,6 +19,9 @@ import pytest
 from eventstore import EventStore, RecordedEvent
 from tests.domain import Deposited
 
+# the same tests on one server and on a Redis Cluster (one partition per slot)
+pytestmark = pytest.mark.also_on_cluster
+
 
 @pytest.fixture
 def store2(redis_url: str, namespace: str) -> Iterator[EventStore]:

@@ -11,6 +11,8 @@ from redis.commands.core import Script
 
 __all__ = [
     "DEFAULT_SOCKET_TIMEOUT",
+    "as_cluster_url",
+    "cluster_url",
     "load_script",
     "open_client",
     "release_cluster_nodes",
@@ -28,18 +30,42 @@ def load_script(client: redis.Redis, name: str) -> Script:
     return client.register_script(source)
 
 
-def open_client(url: str, **options: Any) -> redis.Redis:
-    """A client for ``url``; ``redis+cluster://`` (or ``rediss+cluster://``) is a cluster."""
+def open_client(url: str, *, cluster: bool = False, **options: Any) -> redis.Redis:
+    """A client for ``url``: redis-py's ``RedisCluster`` when ``cluster`` is true or the
+    scheme is ``redis+cluster://`` / ``rediss+cluster://``, else a plain ``Redis``.
+
+    A cluster URL names any one node (the seed); the client discovers the others.
+    ``rediss://`` and the ``ssl_*`` options work for both kinds.
+    """
     options.setdefault("socket_timeout", DEFAULT_SOCKET_TIMEOUT)
     options.setdefault("socket_connect_timeout", 5.0)
-    scheme, sep, rest = url.partition("://")
-    if scheme.endswith("+cluster"):
+    plain, in_url = cluster_url(url)
+    if cluster or in_url:
         # RedisCluster has the same command methods and routes scripts by their first key;
         # every script call's keys share one hash tag, so each goes to a single shard.
-        cluster = RedisCluster.from_url(f"{scheme.removesuffix('+cluster')}{sep}{rest}", **options)
-        return cast(redis.Redis, cluster)
+        return cast(redis.Redis, RedisCluster.from_url(plain, **options))
     options.setdefault("health_check_interval", 15)
     return redis.Redis.from_url(url, **options)
+
+
+def as_cluster_url(url: str) -> str:
+    """``redis://host:port`` as ``redis+cluster://host:port`` (``rediss`` alike).
+
+    ``ValueError`` for a URL that cannot name a cluster node (``unix://``, not a URL).
+    """
+    plain, already = cluster_url(url)
+    scheme, sep, rest = plain.partition("://")
+    if not sep or scheme not in ("redis", "rediss"):
+        raise ValueError(f"a Redis Cluster needs a redis:// or rediss:// URL, got {scheme!r}")
+    return url if already else f"{scheme}+cluster{sep}{rest}"
+
+
+def cluster_url(url: str) -> tuple[str, bool]:
+    """``url`` without a ``+cluster`` suffix on its scheme, and whether it had one."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.endswith("+cluster"):
+        return f"{scheme.removesuffix('+cluster')}{sep}{rest}", True
+    return url, False
 
 
 def shard_client(client: redis.Redis, key: str) -> redis.Redis:

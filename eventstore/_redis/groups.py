@@ -4,6 +4,11 @@ A group is one Redis consumer group per partition on two streams: the partition 
 the group's retry stream (replayed dead letters). Its workers (``group.worker``) share
 the events: each is delivered to one worker, acknowledged after its handler returns,
 retried when it raises, parked in the dead-letter stream after ``max_deliveries``.
+
+Everything a group does touches one partition's keys at a time (one hash tag, so one
+slot of a Redis Cluster), except a worker's read on a single server, which reads every
+partition's streams in one XREADGROUP. On a cluster each partition's commands go to the
+node owning its slot (see ``RawClients``).
 """
 
 from __future__ import annotations
@@ -14,9 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 import attrs
 import redis
-from redis.cluster import RedisCluster
 
-from eventstore._core.errors import ConfigurationError, DeadLetterNotFound, GroupNotFound
+from eventstore._core.errors import DeadLetterNotFound, GroupNotFound
 from eventstore._core.groups import (
     DeadLetter,
     GroupInfo,
@@ -33,12 +37,14 @@ from eventstore._core.groups import (
 )
 from eventstore._core.keys import validate_name
 from eventstore._core.records import RecordedEvent
+from eventstore._redis.shards import RawClients
+from eventstore._redis.stored import raise_if_wrong_type, stored_int  # issue 6
 
 if TYPE_CHECKING:
     from eventstore._redis.store import EventStore
     from eventstore._redis.worker import Worker
 
-__all__ = ["ConsumerGroup", "GroupStream", "command", "raw_client"]
+__all__ = ["ConsumerGroup", "GroupStream", "command"]
 
 Start = Literal["beginning", "end"]
 Handler = Callable[[RecordedEvent], object]
@@ -49,22 +55,6 @@ REPLAY_CHUNK = 500
 def command(client: redis.Redis | redis.client.Pipeline, *args: str | int) -> Any:
     """Send a command as is (redis-py's ``execute_command`` is untyped)."""
     return client.execute_command(*args)  # type: ignore[no-untyped-call]
-
-
-def raw_client(client: redis.Redis) -> redis.Redis:
-    """A client on the same connections that returns replies unparsed.
-
-    redis-py's reply callbacks for XPENDING, XAUTOCLAIM and XINFO reshape (and on some
-    replies break on) what the server sends; the core parses raw replies instead.
-    """
-    if isinstance(client, RedisCluster):
-        raise ConfigurationError(
-            "consumer groups read every partition log in one XREADGROUP, which needs a "
-            "single Redis server: the partitions of a Cluster live in different slots"
-        )
-    raw = redis.Redis(connection_pool=client.connection_pool)
-    raw.response_callbacks.clear()
-    return raw
 
 
 @attrs.frozen
@@ -99,7 +89,10 @@ class ConsumerGroup:
         # store.py imports this module: its script loader is imported when first needed
         from eventstore._redis.store import load_script
 
-        self.client = raw_client(store.client)
+        self.raw = RawClients(store.client)
+        # Commands whose replies need no raw parsing, and the scripts: the raw client of
+        # the one server, or the store's cluster client (which follows moved slots).
+        self.client = store.client if self.raw.is_cluster else self.raw.for_key("")
         self.fail_script = load_script(self.client, "group_fail")
         self.lease_script = load_script(self.client, "group_lease")
         self.replay_script = load_script(self.client, "group_replay")
@@ -111,6 +104,16 @@ class ConsumerGroup:
         )
         self._create(start)
 
+    @property
+    def is_cluster(self) -> bool:
+        """Whether the group's partitions live on several nodes of a Redis Cluster."""
+        return self.raw.is_cluster
+
+    def partition_streams(self, partition: int) -> tuple[GroupStream, GroupStream]:
+        """The log and the retry stream of one partition (one hash tag, one slot)."""
+        count = self.store.partitions
+        return self.streams[partition], self.streams[count + partition]
+
     def _key(self, partition: int, *, retry: bool) -> str:
         keys = self.store.keys
         return keys.retry(partition, self.name) if retry else keys.log(partition)
@@ -119,9 +122,18 @@ class ConsumerGroup:
         for stream in self.streams:
             first = "0" if stream.retry or start == "beginning" else "$"
             try:
-                command(self.client, "XGROUP", "CREATE", stream.key, self.name, first, "MKSTREAM")
+                command(
+                    self.raw.for_key(stream.key),
+                    "XGROUP",
+                    "CREATE",
+                    stream.key,
+                    self.name,
+                    first,
+                    "MKSTREAM",
+                )
             except redis.ResponseError as exc:
                 if not str(exc).startswith("BUSYGROUP"):
+                    raise_if_wrong_type(exc, self.raw.for_key(stream.key), {stream.key: "stream"})
                     raise
 
     def worker(
@@ -174,13 +186,13 @@ class ConsumerGroup:
     def pending_entries(self, partition: int, *, retry: bool = False) -> list[PendingEntry]:
         """Every pending entry of one partition's log (or retry stream), oldest first."""
         key = self._key(partition, retry=retry)
-        reply = command(self.client, "XPENDING", key, self.name, "-", "+", 2**31 - 1)
+        reply = command(self.raw.for_key(key), "XPENDING", key, self.name, "-", "+", 2**31 - 1)
         return parse_pending_entries(cast(Sequence[Any], reply))
 
     def _partition_status(self, partition: int) -> PartitionStatus:
         keys = self.store.keys
         log, retry = keys.log(partition), keys.retry(partition, self.name)
-        with self.client.pipeline(transaction=True) as pipe:
+        with self.raw.for_key(log).pipeline(transaction=True) as pipe:
             pipe.get(keys.position(partition))
             command(pipe, "XINFO", "GROUPS", log)
             pipe.xlen(retry)
@@ -192,7 +204,8 @@ class ConsumerGroup:
         log_group = self._group_info(groups, log)
         if isinstance(retry_pending, redis.ResponseError):
             raise GroupNotFound(self.name, retry) from retry_pending
-        last_position = int(position or 0)
+        position_key = keys.position(partition)
+        last_position = stored_int(self.raw.for_key(log), position_key, "value", position)
         return partition_status(
             partition,
             first_position=parse_first_position(first, last_position),
@@ -293,7 +306,7 @@ class ConsumerGroup:
     def destroy(self) -> None:
         """Delete the group from every log, with its retry and dead-letter streams."""
         for stream in self.streams:
-            command(self.client, "XGROUP", "DESTROY", stream.key, self.name)
+            command(self.raw.for_key(stream.key), "XGROUP", "DESTROY", stream.key, self.name)
         for partition in range(self.store.partitions):
             self.client.delete(
                 self.store.keys.retry(partition, self.name),

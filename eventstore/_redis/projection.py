@@ -57,6 +57,7 @@ from eventstore._core.records import RecordedEvent
 from eventstore._redis.connections import close_dedicated, dedicated_client
 from eventstore._redis.follower import RETRYABLE, LogFollower
 from eventstore._redis.lease import Lease
+from eventstore._redis.stored import stored_int
 
 if TYPE_CHECKING:
     from eventstore._redis.store import EventStore
@@ -193,11 +194,18 @@ class Projection:
     def checkpoint(self) -> Checkpoint:
         """The committed checkpoint, read from Redis (the start if never run)."""
         keys = self.store.keys
+        hashes = [keys.checkpoints(partition) for partition in range(keys.partitions)]
         with self.store.client.pipeline(transaction=False) as pipe:
-            for partition in range(keys.partitions):
-                pipe.hget(keys.checkpoints(partition), self.checkpoint_field)
-            stored = pipe.execute()
-        return Checkpoint(tuple(int(position or 0) for position in stored))
+            for key in hashes:
+                pipe.hget(key, self.checkpoint_field)
+            stored = pipe.execute(raise_on_error=False)
+        client, field = self.store.client, self.checkpoint_field
+        return Checkpoint(
+            tuple(
+                stored_int(client, k, field, raw, "hash")
+                for k, raw in zip(hashes, stored, strict=True)
+            )
+        )
 
     @property
     def error_key(self) -> str:

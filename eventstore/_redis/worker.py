@@ -4,18 +4,29 @@ Its loop: on start, take back its own pending entries (XREADGROUP id ``0``); the
 turn, claim entries idle longer than ``claim_idle`` (XAUTOCLAIM: their holder died or
 stalled, or their handler failed and they are due for a retry) and read new ones
 (XREADGROUP ``>``, blocking a short while). Each entry is acknowledged only after the
-handler returned; a failure leaves it pending, so it comes back after ``claim_idle``,
-until its own delivery count reaches ``max_deliveries`` and it is parked.
+handler returned (the entries of one read together, one XACK per stream, so a crash
+re-delivers at most that read's handled entries); a failure leaves it pending, so it
+comes back after ``claim_idle``, until its own delivery count reaches ``max_deliveries``
+and it is parked.
 
 A lost connection (or a restarting server) does not end ``run``: the worker backs off
 (jittered, capped) and starts over by draining its own pending entries, which still hold
 whatever it had read but not acknowledged (the event in hand included, if its XACK
 failed). It gives up with ``WorkerDisconnected`` after ``reconnect_for`` seconds of one
 continuous outage.
+
+On a single server one XREADGROUP reads every partition's log and retry stream, and the
+blocking read waits on all of them. On a Redis Cluster the partitions live in different
+slots: the worker reads each partition with its own (non-blocking) XREADGROUP on the node
+owning it, and when every partition is empty it sleeps on the live notifications (sharded
+Pub/Sub, as catch-up subscriptions do) for at most ``block``. A notification only wakes it
+up: a lost one costs at most ``block`` of latency, never an event. A failover (dead node,
+moved slot) is an outage like any other: the worker re-reads the slot map and carries on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +34,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 import attrs
+import redis
 
 from eventstore._core.backoff import Backoff
 from eventstore._core.codec import now_ms
@@ -41,9 +53,10 @@ from eventstore._core.groups import (
 )
 from eventstore._core.keys import validate_name
 from eventstore._core.log import Pointer, parse_pointers
+from eventstore._core.notifications import LiveSelection
 from eventstore._core.records import RecordedEvent
-from eventstore._redis.follower import RETRYABLE
 from eventstore._redis.groups import command
+from eventstore._redis.live import LiveFeed
 
 if TYPE_CHECKING:
     from eventstore._redis.groups import ConsumerGroup, GroupStream
@@ -129,13 +142,24 @@ class Worker:
         # Wake up often enough to claim, and never block as long as the socket timeout.
         self.block_ms = max(10, min(int(block.total_seconds() * 1000), self.claim_idle_ms // 2))
         self.stats = WorkerStats()
-        self._client = group.client
+        self._client = group.client  # scripts, and commands parsed alike by redis-py
+        self._raw = group.raw  # the raw client of the server holding a key
+        self._retryable = group.raw.retryable
+        # one read covers every stream on a single server; one partition's on a cluster
+        self._read_sets: list[tuple[GroupStream, ...]] = (
+            [group.partition_streams(p) for p in range(group.store.partitions)]
+            if group.is_cluster
+            else [group.streams]
+        )
+        self._hints: LiveFeed | None = None
         self._stop = threading.Event()
         self._last_claim = 0.0
         self._reads = 0
         self._check_socket_timeout()
 
     def _check_socket_timeout(self) -> None:
+        if self.group.is_cluster:
+            return  # nothing blocks in a command on a cluster: it waits on Pub/Sub
         timeout = self._client.connection_pool.connection_kwargs.get("socket_timeout")
         if timeout is not None and float(timeout) * 1000 <= self.block_ms:
             raise ConfigurationError(
@@ -165,10 +189,14 @@ class Worker:
                 try:
                     self._work(stop_when_idle=stop_when_idle)
                     break
-                except RETRYABLE as exc:
+                except self._retryable as exc:
                     self._back_off(outage, exc)
+                    self._raw.refresh()  # a failover moves slots to another node
         finally:
             self._stop.clear()
+            if self._hints is not None:
+                self._hints.close()
+                self._hints = None
         return self.stats
 
     def _work(self, *, stop_when_idle: bool) -> None:
@@ -200,15 +228,19 @@ class Worker:
         if block:
             args += ["BLOCK", self.block_ms]
         args += ["STREAMS", *(stream.key for stream in streams), *ids]
-        reply = command(self._client, "XREADGROUP", *args)
+        reply = command(self._raw.for_key(streams[0].key), "XREADGROUP", *args)
         self._reads += 1  # the link works: a later failure is a new outage
         return reply
 
     def _drain_own_pending(self) -> None:
         """Take back what this consumer held when it last stopped (or died)."""
-        after = {stream.key: "0" for stream in self.group.streams}
+        for read_set in self._read_sets:
+            self._drain_own_pending_of(read_set)
+
+    def _drain_own_pending_of(self, read_set: Sequence[GroupStream]) -> None:
+        after = {stream.key: "0" for stream in read_set}
         while after and not self._stop.is_set():
-            streams = [s for s in self.group.streams if s.key in after]
+            streams = [s for s in read_set if s.key in after]
             read = parse_read_reply(
                 self._xreadgroup(list(after.values()), streams, block=False, count=REDELIVERY_BATCH)
             )
@@ -223,20 +255,30 @@ class Worker:
             self._deliver_all(batches)
 
     def _read_new(self, *, block: bool) -> bool:
-        streams = self.group.streams
-        read = parse_read_reply(
-            self._xreadgroup([">"] * len(streams), streams, block=block, count=self.batch_size)
-        )
-        # One read holds entries of several streams: deliver them as one batch, so the
+        if block and self.group.is_cluster:
+            self._wait_for_hint()  # the next round reads every partition again
+            return False
+        batches = []
+        for streams in self._read_sets:
+            read = parse_read_reply(
+                self._xreadgroup([">"] * len(streams), streams, block=block, count=self.batch_size)
+            )
+            batches += [
+                (stream, self._prepare(stream, read[stream.key], redelivered=False))
+                for stream in streams
+                if read.get(stream.key)
+            ]
+        # One round holds entries of several streams: deliver them as one batch, so the
         # entries of later partitions are renewed while earlier ones are handled (else they
         # look abandoned and another worker claims them while this one still will run them).
-        batches = [
-            (stream, self._prepare(stream, read[stream.key], redelivered=False))
-            for stream in streams
-            if read.get(stream.key)
-        ]
         self._deliver_all(batches)
-        return any(read.values())
+        return bool(batches)
+
+    def _wait_for_hint(self) -> None:
+        """Sleep until a live notification (any type) or ``block`` passes (cluster only)."""
+        if self._hints is None:
+            self._hints = LiveFeed(self.group.store, LiveSelection.of(None, None, None))
+        self._hints.wait_for_any(self.block_ms / 1000)
 
     def _claim_due(self) -> bool:
         return (time.monotonic() - self._last_claim) * 1000 >= self.claim_idle_ms / 2
@@ -265,7 +307,7 @@ class Worker:
     def _autoclaim(self, stream: GroupStream, cursor: str) -> ClaimReply:
         name, idle = self.group.name, self.claim_idle_ms
         args = (stream.key, name, self.consumer, idle, cursor, "COUNT", REDELIVERY_BATCH)
-        return parse_claim_reply(command(self._client, "XAUTOCLAIM", *args))
+        return parse_claim_reply(command(self._raw.for_key(stream.key), "XAUTOCLAIM", *args))
 
     def _ack_deleted(self, stream: GroupStream, start: str, end: str) -> None:
         """Redis 6.2 claims deleted entries as nils without ids: find and acknowledge them.
@@ -274,8 +316,9 @@ class Worker:
         longer exists in the stream.
         """
         high = "+" if end == "0-0" else f"({end}"
+        client = self._raw.for_key(stream.key)
         reply = command(
-            self._client,
+            client,
             "XPENDING",
             stream.key,
             self.group.name,
@@ -285,8 +328,8 @@ class Worker:
             self.consumer,
         )
         for entry in parse_pending_entries(cast(Sequence[Any], reply)):
-            if not self._client.xrange(stream.key, entry.entry_id, entry.entry_id):
-                self._client.xack(stream.key, self.group.name, entry.entry_id)
+            if not client.xrange(stream.key, entry.entry_id, entry.entry_id):
+                client.xack(stream.key, self.group.name, entry.entry_id)
                 self.stats.deleted += 1
 
     def _group_idle(self) -> bool:
@@ -340,7 +383,7 @@ class Worker:
         A handler that kills its process never raises: without this check such an
         event would be claimed and crash workers forever.
         """
-        with self._client.pipeline(transaction=False) as pipe:
+        with self._raw.for_key(stream.key).pipeline(transaction=False) as pipe:
             for delivery in deliveries:
                 entry_id = delivery.entry_id
                 command(pipe, "XPENDING", stream.key, self.group.name, entry_id, entry_id, 1)
@@ -364,15 +407,32 @@ class Worker:
 
     def _deliver_all(self, batches: Sequence[tuple[GroupStream, list[_Delivery]]]) -> None:
         held = [(stream, delivery) for stream, deliveries in batches for delivery in deliveries]
+        handled: dict[GroupStream, list[str]] = {}
+        try:
+            self._deliver_held(held, handled)
+        except BaseException:
+            # the handled entries are done: acknowledge what we can, report the failure
+            with contextlib.suppress(redis.RedisError):
+                self._flush_acks(handled)
+            raise
+        self._flush_acks(handled)
+
+    def _deliver_held(
+        self, held: list[tuple[GroupStream, _Delivery]], handled: dict[GroupStream, list[str]]
+    ) -> None:
+        """Run the handler on each held entry; the ones it handled are collected for one
+        XACK per stream, sent before any lease renewal and at the end of the read."""
         renewed = time.monotonic()
         skip: set[tuple[str, str]] = set()
         for index, (stream, delivery) in enumerate(held):
             if self._stop.is_set():
+                self._flush_acks(handled)
                 self._lease_held(held[index:], "release")
                 return
             if (time.monotonic() - renewed) * 1000 > self.claim_idle_ms / 3:
                 # Entries waiting their turn (in every stream of the read) must not look
-                # abandoned to other workers.
+                # abandoned to other workers; handled ones are acknowledged first.
+                self._flush_acks(handled)
                 waiting = [(s, d) for s, d in held[index:] if (s.key, d.entry_id) not in skip]
                 owned = self._lease_held(waiting, "renew")
                 skip.update(
@@ -382,7 +442,14 @@ class Worker:
             if (stream.key, delivery.entry_id) in skip:
                 self.stats.lost += 1
                 continue
-            self._deliver(stream, delivery)
+            if self._deliver(stream, delivery):
+                handled.setdefault(stream, []).append(delivery.entry_id)
+
+    def _flush_acks(self, handled: dict[GroupStream, list[str]]) -> None:
+        while handled:
+            stream, entry_ids = handled.popitem()
+            self._ack(stream, entry_ids)
+            self.stats.processed += len(entry_ids)  # handled *and* acknowledged
 
     def _lease_held(
         self, held: Sequence[tuple[GroupStream, _Delivery]], mode: str
@@ -397,7 +464,8 @@ class Worker:
             for entry_id in self._lease(stream, entry_ids, mode)
         }
 
-    def _deliver(self, stream: GroupStream, delivery: _Delivery) -> None:
+    def _deliver(self, stream: GroupStream, delivery: _Delivery) -> bool:
+        """Run the handler; True if it returned (the caller acknowledges the entry)."""
         try:
             if delivery.recorded is None:
                 raise cast(Exception, delivery.error)
@@ -405,9 +473,8 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - any handler failure is a failed delivery
             self.stats.failed += 1
             self._park(stream, delivery, describe_error(exc), self.max_deliveries)
-        else:
-            self._ack(stream, [delivery.entry_id])
-            self.stats.processed += 1
+            return False
+        return True
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -417,7 +484,7 @@ class Worker:
             return
         # Retry entries are deleted once handled: the stream's length minus its pending
         # entries is then exactly what is left to deliver (lag without XINFO's lag).
-        with self._client.pipeline(transaction=True) as pipe:
+        with self._raw.for_key(stream.key).pipeline(transaction=True) as pipe:
             pipe.xack(stream.key, self.group.name, *entry_ids)
             pipe.xdel(stream.key, *entry_ids)
             pipe.execute()

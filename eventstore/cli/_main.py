@@ -6,6 +6,8 @@ from typing import Any
 
 import click
 
+from eventstore._core.redact import redact_text, url_secrets
+from eventstore._redis.clients import as_cluster_url
 from eventstore.cli import (
     _aggregates,
     _demo,
@@ -36,7 +38,10 @@ class _RootGroup(click.Group):
             state = ctx.find_object(CliState)
             if state is None or state.debug:
                 raise
-            state.out.error(describe(exc, state.where, state.server), type(exc).__name__)
+            message = describe(exc, state.where, state.server)
+            # a password in --url never reaches the terminal, whatever the message quotes
+            message = redact_text(message, *url_secrets(state.url or ""))
+            state.out.error(message, type(exc).__name__)
             ctx.exit(1)
 
 
@@ -66,6 +71,31 @@ class _RootGroup(click.Group):
     help="Import your domain code so its aggregates, events and projections are known "
     "(repeatable) [env EVENTSTORE_APP].",
 )
+@click.option(
+    "--tls-ca",
+    envvar="EVENTSTORE_TLS_CA",
+    metavar="PEM",
+    help="CA certificate(s) to verify a rediss:// server with [env EVENTSTORE_TLS_CA].",
+)
+@click.option(
+    "--tls-cert",
+    envvar="EVENTSTORE_TLS_CERT",
+    metavar="PEM",
+    help="Client certificate, for servers with tls-auth-clients [env EVENTSTORE_TLS_CERT].",
+)
+@click.option(
+    "--tls-key",
+    envvar="EVENTSTORE_TLS_KEY",
+    metavar="PEM",
+    help="The client certificate's private key [env EVENTSTORE_TLS_KEY].",
+)
+@click.option(
+    "--cluster",
+    is_flag=True,
+    envvar="EVENTSTORE_CLUSTER",
+    help="--url names one node of a Redis Cluster (the same as a redis+cluster:// URL) "
+    "[env EVENTSTORE_CLUSTER].",
+)
 @click.option("--json", "json_mode", is_flag=True, help="JSON output on every command.")
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 @click.version_option(package_name="redis-eventstore", prog_name="eventstore")
@@ -76,6 +106,10 @@ def cli(
     url: str | None,
     namespace: str,
     apps: tuple[str, ...],
+    tls_ca: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    cluster: bool,
     json_mode: bool,
     debug: bool,
 ) -> None:
@@ -83,7 +117,16 @@ def cli(
 
     Exit status: 0 success, 1 failure (or problems found), 2 usage error.
     """
-    ctx.obj = CliState(url or None, namespace, apps, json_mode, debug)
+    given = {"ssl_ca_certs": tls_ca, "ssl_certfile": tls_cert, "ssl_keyfile": tls_key}
+    tls = {name: value for name, value in given.items() if value}
+    if cluster:
+        if not url:
+            raise click.UsageError("--cluster needs --url (any node of the cluster)")
+        try:
+            url = as_cluster_url(url)
+        except ValueError as exc:
+            raise click.UsageError(f"--cluster: {exc}") from exc
+    ctx.obj = CliState(url or None, namespace, apps, json_mode, debug, tls=tls)
 
 
 def main() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any, cast
 
@@ -12,6 +11,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from eventstore._core.keys import KeySchema
+from eventstore._core.redact import redact_url
 from eventstore._redis.clients import DEFAULT_SOCKET_TIMEOUT
 from eventstore._redis.embedded import EmbeddedServer
 from eventstore._redis.store import EventStore
@@ -26,16 +26,24 @@ EMBEDDED_PATH = ".eventstore"
 
 def redact(url: str) -> str:
     """The URL with its password hidden, safe to print."""
-    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
+    return redact_url(url)
 
 
 class CliState:
     """Global options (``--url``, ``--namespace``, ``--app``, ``--json``, ``--debug``)."""
 
     def __init__(
-        self, url: str | None, namespace: str, apps: tuple[str, ...], json_mode: bool, debug: bool
+        self,
+        url: str | None,
+        namespace: str,
+        apps: tuple[str, ...],
+        json_mode: bool,
+        debug: bool,
+        *,
+        tls: dict[str, str] | None = None,
     ) -> None:
         self.url = url
+        self.tls = tls or {}  # redis-py ssl_* options from --tls-ca/--tls-cert/--tls-key
         self.namespace = namespace
         self.apps = apps
         self.json_mode = json_mode
@@ -82,7 +90,7 @@ class CliState:
             if self.url is None:
                 self._client = self._embedded_client()
             else:
-                self._client = _client(self.url)
+                self._client = _client(self.url, **self.tls)
                 click.get_current_context().find_root().call_on_close(self._client.close)
         return self._client
 
@@ -123,7 +131,7 @@ class CliState:
             return EventStore.embedded(EMBEDDED_PATH, namespace=self.namespace)
         if not create:
             self._require_namespace(self.url)
-        client = _client(self.url)
+        client = _client(self.url, **self.tls)
         try:
             return EventStore(client, namespace=self.namespace, check=check)
         except BaseException:
@@ -132,7 +140,7 @@ class CliState:
 
     def _require_namespace(self, url: str, shutdown: EmbeddedServer | None = None) -> None:
         name = f"eventstore-cli-check-{os.getpid()}"
-        client = _client(url, client_name=name)
+        client = _client(url, client_name=name, **(self.tls if shutdown is None else {}))
         try:
             if client.exists(KeySchema(self.namespace).meta):
                 return
