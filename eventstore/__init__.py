@@ -10,16 +10,21 @@
     account = accounts.get(account.id)
 """
 
+from eventstore._core.acl import acl_rule
 from eventstore._core.checkpoint import FROM_NOW, Checkpoint
 from eventstore._core.errors import (
     AggregateNotFound,
+    BatchTooLarge,
     ConcurrencyError,
     ConfigurationError,
     DeadLetterNotFound,
     DurabilityError,
     EventStoreError,
+    EventTooLarge,
     GroupNotFound,
     InvalidEvent,
+    OutOfMemory,
+    PermissionDenied,
     ProjectionError,
     ProjectionTakenOver,
     SnapshotError,
@@ -32,9 +37,11 @@ from eventstore._core.errors import (
 from eventstore._core.expected import ExpectedVersion
 from eventstore._core.groups import DeadLetter, ErrorInfo, PartitionStatus, TrimResult
 from eventstore._core.keys import KeySchema
+from eventstore._core.limits import Limits
 from eventstore._core.notifications import LiveChannels, LiveNotification, LiveStats
 from eventstore._core.projections import ProjectionFailure
 from eventstore._core.records import AppendResult, NewEvent, RecordedEvent, Snapshot
+from eventstore._core.redact import redact_url
 from eventstore._redis.groups import ConsumerGroup
 from eventstore._redis.live import LiveFeed
 from eventstore._redis.projection import Projection, ProjectionContext
@@ -63,6 +70,14 @@ __all__ = [
     "ConfigurationError",
     "UnsafeServerConfig",
     "DurabilityError",
+    "OutOfMemory",
+    # security and limits (issue 6)
+    "acl_rule",
+    "redact_url",
+    "Limits",
+    "PermissionDenied",
+    "EventTooLarge",
+    "BatchTooLarge",
     # consumer groups (issue 4)
     "ConsumerGroup",
     "Worker",

@@ -13,11 +13,14 @@ import pytest
 
 import aggregates
 import eventstore
+import eventstore.testing
 from aggregates import Aggregate, DomainEvent, projector
 from eventstore import ConcurrencyError, EventStore, Repository
 
 
-@pytest.mark.parametrize("package", [aggregates, eventstore], ids=lambda p: p.__name__)
+@pytest.mark.parametrize(
+    "package", [aggregates, eventstore, eventstore.testing], ids=lambda p: p.__name__
+)
 def test_public_names_are_exactly_all(package: types.ModuleType) -> None:
     public = {
         name
@@ -28,7 +31,9 @@ def test_public_names_are_exactly_all(package: types.ModuleType) -> None:
     assert len(package.__all__) == len(set(package.__all__))
 
 
-@pytest.mark.parametrize("package", [aggregates, eventstore], ids=lambda p: p.__name__)
+@pytest.mark.parametrize(
+    "package", [aggregates, eventstore, eventstore.testing], ids=lambda p: p.__name__
+)
 def test_every_exported_name_is_documented(package: types.ModuleType) -> None:
     for name in package.__all__:
         member = getattr(package, name)
@@ -64,3 +69,20 @@ def test_the_design_contract_names_exist() -> None:
     assert (account.id, account.version) == ("x", 0)
     assert callable(account.trigger)
     assert inspect.signature(Aggregate.__init__).parameters["id"].default is None
+
+
+def test_the_domain_testing_contract_names_exist() -> None:
+    from eventstore.testing import check_aggregate, scenario
+
+    assert {"invariant", "check_invariants"} <= set(aggregates.__all__)
+    assert {"scenario", "check_aggregate", "domain_events", "event_sequences"} <= set(
+        eventstore.testing.__all__
+    )
+    assert _parameters(scenario)[:1] == ["aggregate_class"]
+    check = inspect.signature(check_aggregate)
+    assert list(check.parameters)[:2] == ["aggregate_class", "store"]
+    assert check.parameters["store"].default is None
+    assert "max_examples" in check.parameters
+    for step in ("given", "when", "then", "raises", "then_state"):
+        assert callable(getattr(eventstore.testing.Scenario, step))
+    assert _parameters(eventstore.testing.Scenario.raises)[1:3] == ["error", "match"]

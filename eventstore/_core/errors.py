@@ -4,12 +4,16 @@ EventStoreError
 ├── ConcurrencyError        expected version did not hold (stream, expected, actual)
 ├── AggregateNotFound       no such aggregate, or not at that version
 ├── InvalidEvent            a batch was refused before anything was written
+│   ├── EventTooLarge       an event is over the store's size limit (stream, index, sizes)
+│   └── BatchTooLarge       a batch has too many events or bytes (stream, sizes)
 ├── StoredDataError         stored data cannot be read back (stream, version, field)
 │   ├── UnknownEventType    no class registered for a stored type name
 │   └── SnapshotError       a snapshot that cannot be loaded
 ├── ConfigurationError      namespace or server set up in a way we refuse
 │   └── UnsafeServerConfig  e.g. an eviction policy that can delete history
 ├── DurabilityError         the write happened but the durability wait timed out
+├── PermissionDenied        the Redis user lacks a command, key or channel (ACL NOPERM)
+├── OutOfMemory             the server refused the write (maxmemory); nothing written
 ├── SubscriptionError       a reader could not reach the server for too long (checkpoint)
 ├── WorkerDisconnected      a group's worker could not reach the server for too long
 ├── ProjectionError         a projection handler failed (projection, event, position)
@@ -22,13 +26,17 @@ from __future__ import annotations
 
 __all__ = [
     "AggregateNotFound",
+    "BatchTooLarge",
     "ConcurrencyError",
     "ConfigurationError",
     "DurabilityError",
     "DeadLetterNotFound",
     "GroupNotFound",
     "EventStoreError",
+    "EventTooLarge",
     "InvalidEvent",
+    "PermissionDenied",
+    "OutOfMemory",
     "ProjectionError",
     "ProjectionTakenOver",
     "SnapshotError",
@@ -104,6 +112,31 @@ class InvalidEvent(EventStoreError, ValueError):
         )
 
 
+class EventTooLarge(InvalidEvent):
+    """An event's encoded size (data plus metadata JSON, in bytes) is over the store's limit."""
+
+    def __init__(self, stream: str, index: int, event_type: str, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            stream, index, "size", f"{size} bytes is over the limit of {limit}", event_type
+        )
+
+
+class BatchTooLarge(InvalidEvent):
+    """A batch has more events, or more bytes, than one append may carry.
+
+    ``what`` is ``"events"`` or ``"bytes"``. Split the batch (each part is atomic on
+    its own) or raise the store's ``Limits``.
+    """
+
+    def __init__(self, stream: str, what: str, size: int, limit: int) -> None:
+        self.what = what
+        self.size = size
+        self.limit = limit
+        super().__init__(stream, 0, "batch", f"{size} {what} is over the limit of {limit}")
+
+
 class StoredDataError(EventStoreError):
     """Stored data cannot be turned back into events or state."""
 
@@ -161,6 +194,59 @@ class DurabilityError(EventStoreError):
         super().__init__(
             f"{stream}: appended, but durability wait got {got} (wanted {wanted}); "
             "the write may still persist: re-send the same events to make sure"
+        )
+
+
+class OutOfMemory(EventStoreError):
+    """The server refused the append: ``maxmemory`` is reached (policy ``noeviction``).
+
+    Redis refuses a script only at its first write, so nothing of the batch was written:
+    free memory (or raise ``maxmemory``) and send the same batch again.
+    """
+
+    def __init__(self, stream: str, reason: str) -> None:
+        self.stream = stream
+        self.reason = reason
+        super().__init__(
+            f"{stream}: the Redis server is out of memory (maxmemory reached) and refused "
+            f"the append; nothing was written. Free memory or raise maxmemory, then "
+            f"re-send. Server said: {reason}"
+        )
+
+
+class PermissionDenied(EventStoreError):
+    """The Redis user may not run a command, or touch a key or channel, the store needs.
+
+    Redis refused it (an ACL ``NOPERM``, also when raised inside one of our scripts).
+    ``permission`` is what is missing as ACL syntax (``+xadd``, ``~<key>``,
+    ``&<channel>``); ``command``, ``keys`` and ``channel`` say what was refused as far as
+    Redis tells; ``reason`` is Redis' own text. ``eventstore.acl_rule`` gives the rule
+    that grants everything the store needs.
+    """
+
+    def __init__(
+        self,
+        user: str,
+        permission: str,
+        *,
+        command: str = "",
+        keys: tuple[str, ...] = (),
+        channel: str = "",
+        where: str = "",
+        reason: str = "",
+    ) -> None:
+        self.user = user
+        self.permission = permission
+        self.command = command
+        self.keys = keys
+        self.channel = channel
+        self.where = where
+        self.reason = reason
+        at = f" in {where}" if where else ""
+        said = f" (Redis: {reason})" if reason else ""
+        super().__init__(
+            f"Redis user {user!r} lacks the permission {permission}{at}{said}; "
+            "grant the rule of eventstore.acl_rule(namespace) (docs/operations.md)"
         )
 
 

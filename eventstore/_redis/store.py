@@ -10,38 +10,57 @@ import uuid
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any, Self, cast
 
+import attrs
 import redis
 from redis.cluster import RedisCluster
 
 from aggregates import DomainEvent
 from eventstore._core.checkpoint import FROM_NOW, After, Checkpoint  # issue 3
-from eventstore._core.codec import decode_fields, encode_batch, now_ms, version_of_id
+from eventstore._core.codec import (
+    decode_fields,
+    encode_batch,
+    now_ms,
+    stored_version,
+    version_of_id,
+)
 from eventstore._core.errors import ConfigurationError, InvalidEvent
 from eventstore._core.expected import ExpectedVersion
 from eventstore._core.groups import TrimResult, parse_trim_reply  # issue 4
 from eventstore._core.keys import KeySchema, validate_name
-from eventstore._core.log import LogPage, Pointer, parse_pointers, parse_resolved, resolve_call
+from eventstore._core.limits import DEFAULT_LIMITS, Limits, check_batch  # issue 6
+from eventstore._core.log import LogPage, Pointer, parse_pointers
 from eventstore._core.notifications import LiveChannels, LiveSelection, LiveStats  # issue 3
 from eventstore._core.records import AppendResult, Entries, NewEvent, RecordedEvent, Snapshot
+from eventstore._core.replies import stored_count
 from eventstore._core.scripts import (
     LoadReply,
     append_call,
-    parse_append_reply,
-    parse_load_reply,
+    load_call,
+    parse_entries,
+    parse_load,
     snapshot_from_hash,
 )
+from eventstore._redis.batch import send_batch
 from eventstore._redis.clients import (
     load_script,
     open_client,
     release_cluster_nodes,
-    shard_client,
 )
-from eventstore._redis.durability import Durability, append_and_wait, check_durability
+from eventstore._redis.durability import (
+    Durability,
+    check_durability,
+    run_append,
+    supports_waitaof,
+)
 from eventstore._redis.embedded import EmbeddedServer
-from eventstore._redis.follower import LogFollower  # issue 3
+from eventstore._redis.failover import through_failover
+from eventstore._redis.follower import LogFollower, fetch_events  # issue 3
 from eventstore._redis.groups import ConsumerGroup, Start  # issue 4
 from eventstore._redis.live import LiveFeed, live_stats  # issue 3
+from eventstore._redis.permissions import raise_if_denied  # issue 6
 from eventstore._redis.server import ServerInfo, check_server, server_infos
+from eventstore._redis.shards import RawClients
+from eventstore._redis.stored import raise_if_wrong_type, stored_int  # issue 6
 from eventstore._redis.subscription import CatchUpSubscription  # issue 3
 
 __all__ = ["Durability", "EventStore", "load_script"]
@@ -70,27 +89,30 @@ class EventStore:
         durability: Durability | None = None,
         notify: bool = True,
         check: bool = True,
+        limits: Limits | None = None,
     ) -> None:
         validate_name("namespace", namespace)
         self.client = client
         self.namespace = namespace
         self.durability = durability or Durability()
         self.notify = notify
+        self.limits = limits or DEFAULT_LIMITS
         # on a cluster every primary holds history: each one must be safe
         self.servers: list[ServerInfo] = server_infos(client)
         self.server: ServerInfo = self.servers[0]
         if check:
             for info in self.servers:
                 check_server(info)
-        check_durability(self.durability, self.server)
+        check_durability(self.durability, self.servers)
+        self._waitaof = supports_waitaof(self.servers)
+        self._durabilities_checked = {self.durability}
         self.keys = KeySchema(namespace, self._adopt_partitions(partitions))
         # sharded notifications (SPUBLISH) need a cluster whose every primary has them
         sharded = self.is_cluster and all(info.has_sharded_pubsub for info in self.servers)
         self.live_channels = LiveChannels(self.keys, sharded=sharded)
         self._append = load_script(client, "append")
-        self._load = load_script(client, "load")
         self._snapshot = load_script(client, "snapshot")
-        self._resolve = load_script(client, "resolve")
+        self._raw = RawClients(client)  # reads parsed by the core, without reply callbacks
         self._trim = load_script(client, "trim")  # issue 4
         self._embedded: EmbeddedServer | None = None
         self._client_name = ""
@@ -106,16 +128,34 @@ class EventStore:
         *,
         durability: Durability | None = None,
         notify: bool = True,
+        cluster: bool = False,
+        limits: Limits | None = None,
         **redis_options: Any,
     ) -> Self:
-        """Connect to ``redis://``, ``rediss://`` or ``unix://`` and open ``namespace``."""
-        return cls(
-            open_client(url, **redis_options),
-            namespace=namespace,
-            partitions=partitions,
-            durability=durability,
-            notify=notify,
-        )
+        """Connect to ``redis://``, ``rediss://`` or ``unix://`` and open ``namespace``.
+
+        ``cluster=True`` talks to a Redis Cluster through redis-py's ``RedisCluster``: the
+        URL names any one node (``redis://host:port``, or ``rediss://`` with TLS), the
+        client finds the others. ``redis+cluster://host:port`` means the same. Each
+        partition's keys share one hash tag (one slot), so ``partitions`` spreads the
+        work over the primaries: use a few partitions per primary.
+
+        TLS: ``rediss://`` with ``ssl_ca_certs=``, ``ssl_certfile=``, ``ssl_keyfile=`` (or
+        the same names as URL query parameters). ``limits`` bounds event and batch sizes.
+        """
+        client = open_client(url, cluster=cluster, **redis_options)
+        try:
+            return cls(
+                client,
+                namespace=namespace,
+                partitions=partitions,
+                durability=durability,
+                notify=notify,
+                limits=limits,
+            )
+        except BaseException:
+            _close_client(client)  # a store that failed to open leaves no connection behind
+            raise
 
     @classmethod
     def embedded(
@@ -127,6 +167,7 @@ class EventStore:
         appendfsync: str = "everysec",
         durability: Durability | None = None,
         notify: bool = True,
+        limits: Limits | None = None,
     ) -> Self:
         """Open a store on the bundled redis-server (extra ``embedded``), data under ``path``.
 
@@ -142,6 +183,7 @@ class EventStore:
             partitions=partitions,
             durability=durability,
             notify=notify,
+            limits=limits,
         )
         store._embedded, store._client_name = server, name
         atexit.register(store.close)
@@ -149,9 +191,7 @@ class EventStore:
 
     def close(self) -> None:
         """Release connections (and stop an embedded server nobody else uses)."""
-        self.client.close()
-        if isinstance(self.client, RedisCluster):
-            release_cluster_nodes(self.client)
+        _close_client(self.client)
         if self._embedded is not None:
             server, self._embedded = self._embedded, None
             server.shutdown_if_unused(self._client_name)
@@ -180,11 +220,13 @@ class EventStore:
         correlation_id: str | None = None,
         causation_id: str | None = None,
         snapshot: Snapshot | None = None,
+        durability: Durability | None = None,
     ) -> AppendResult:
         """Append ``events`` atomically; all or nothing, checked against ``expected_version``.
 
         Pass ``event_ids`` to make a re-send idempotent: a batch whose ids are already at
-        those versions returns the original positions and writes nothing.
+        those versions returns the original positions and writes nothing. ``durability``
+        overrides the store's policy for this append (``None``: the store's).
         """
         validate_name("aggregate type", aggregate_type)
         encoded = encode_batch(
@@ -196,7 +238,12 @@ class EventStore:
             causation_id=causation_id,
         )
         return self.append_encoded(
-            aggregate_type, aggregate_id, encoded, expected_version, snapshot=snapshot
+            aggregate_type,
+            aggregate_id,
+            encoded,
+            expected_version,
+            snapshot=snapshot,
+            durability=durability,
         )
 
     def append_encoded(
@@ -207,6 +254,7 @@ class EventStore:
         expected_version: int | ExpectedVersion = ExpectedVersion.ANY,
         *,
         snapshot: Snapshot | None = None,
+        durability: Durability | None = None,
     ) -> AppendResult:
         """Append already-encoded events (the script still validates every field)."""
         live = self.live_channels
@@ -221,10 +269,32 @@ class EventStore:
             channel=channel,
             publish=live.publish_command,
         )
-        if not self.durability.waits:
-            return parse_append_reply(call, self._append(keys=call.keys, args=call.args))
-        shard = shard_client(self.client, call.stream)
-        return append_and_wait(shard, self._append, call, self.durability, self.server)
+        check_batch(call.stream, events, self.limits)  # before anything is sent
+        wanted = self._durability(durability)
+        # on a cluster, re-sent through a failover (idempotent: see failover.py)
+        try:
+            return through_failover(
+                self.client,
+                lambda: run_append(self.client, self._append, call, wanted, waitaof=self._waitaof),
+            )
+        except redis.ResponseError as exc:
+            raise_if_denied(
+                exc,
+                self.client,
+                keys=call.keys,
+                channel=channel,
+                script=("append", self._append),
+                variables={"publish": live.publish_command.lower()},
+            )
+            raise
+
+    def _durability(self, override: Durability | None) -> Durability:
+        # checked against the servers read at open, once per distinct policy
+        wanted = self.durability if override is None else override
+        if wanted not in self._durabilities_checked:
+            check_durability(wanted, self.servers)
+            self._durabilities_checked.add(wanted)
+        return wanted
 
     @property
     def is_cluster(self) -> bool:
@@ -250,10 +320,15 @@ class EventStore:
         stream = self.keys.stream(aggregate_type, aggregate_id)
         low = f"0-{max(from_version, 1)}"
         high = f"0-{to_version}" if to_version is not None else "+"
-        if backwards:
-            entries = cast(Entries, self.client.xrevrange(stream, high, low, count=limit))
-        else:
-            entries = cast(Entries, self.client.xrange(stream, low, high, count=limit))
+        try:
+            if backwards:
+                entries = cast(Entries, self.client.xrevrange(stream, high, low, count=limit))
+            else:
+                entries = cast(Entries, self.client.xrange(stream, low, high, count=limit))
+        except redis.ResponseError as exc:
+            raise_if_denied(exc, self.client, keys=(stream,), command="xrange")
+            raise_if_wrong_type(exc, self.client, {stream: "stream"})
+            raise
         partition = self.keys.partition_of(aggregate_id)
         return [
             decode_fields(
@@ -274,14 +349,36 @@ class EventStore:
         *,
         fingerprint: str = "",
         version: int | None = None,
+        window: int = 256,
     ) -> LoadReply:
-        """One round trip: a snapshot matching ``fingerprint`` (if any) and the events after it."""
-        keys = (
-            self.keys.stream(aggregate_type, aggregate_id),
-            self.keys.snapshot(aggregate_type, aggregate_id),
+        """A snapshot matching ``fingerprint`` (if any) and the events after it.
+
+        One round trip (the snapshot, then the newest ``window`` events, pipelined), and
+        one more XRANGE when the tail after the snapshot is longer than that. A repository
+        that snapshots every N events passes a window a little over N.
+        """
+        call = load_call(
+            self.keys,
+            aggregate_type,
+            aggregate_id,
+            fingerprint=fingerprint,
+            version=version,
+            window=max(window, 1),
         )
-        reply = self._load(keys=keys, args=(fingerprint, version or 0))
-        return parse_load_reply(self.keys, aggregate_type, aggregate_id, fingerprint, reply)
+        raw = self._raw.for_key(call.stream)
+        try:
+            replies = send_batch(raw, call.commands)
+            loaded, rest = parse_load(self.keys, aggregate_type, aggregate_id, call, replies)
+            if rest is None:
+                return loaded
+            entries = raw.execute_command("XRANGE", call.stream, f"0-{rest[0]}", f"0-{rest[1]}")  # type: ignore[no-untyped-call]
+        except redis.ResponseError as exc:
+            keys = (call.stream, call.snapshot_key)
+            raise_if_denied(exc, self.client, keys=keys, command="xrevrange")
+            raise_if_wrong_type(exc, self.client, {keys[0]: "stream", keys[1]: "hash"})
+            raise
+        older = parse_entries(self.keys, aggregate_type, aggregate_id, entries)
+        return attrs.evolve(loaded, events=older + loaded.events)
 
     def write_snapshot(self, aggregate_type: str, aggregate_id: str, snapshot: Snapshot) -> bool:
         """Store ``snapshot`` unless a newer one of the same shape is there; True if written."""
@@ -291,7 +388,11 @@ class EventStore:
         )
         state = json.dumps(snapshot.state, separators=(",", ":"))
         args = (snapshot.version, snapshot.fingerprint, state, snapshot.taken_at_ms or now_ms())
-        written = int(self._snapshot(keys=keys, args=args))
+        try:
+            written = int(self._snapshot(keys=keys, args=args))
+        except redis.ResponseError as exc:
+            raise_if_denied(exc, self.client, keys=keys, script=("snapshot", self._snapshot))
+            raise
         if written < 0:
             raise InvalidEvent(
                 keys[1],
@@ -304,7 +405,11 @@ class EventStore:
     def read_snapshot(self, aggregate_type: str, aggregate_id: str) -> Snapshot | None:
         """The stored snapshot, whatever its fingerprint (``None`` if there is none)."""
         key = self.keys.snapshot(aggregate_type, aggregate_id)
-        raw = cast(dict[bytes, bytes], self.client.hgetall(key))
+        try:
+            raw = cast(dict[bytes, bytes], self.client.hgetall(key))
+        except redis.ResponseError as exc:
+            raise_if_wrong_type(exc, self.client, {key: "hash"})
+            raise
         if not raw:
             return None
         return snapshot_from_hash(key, raw)
@@ -316,12 +421,21 @@ class EventStore:
     def version_of(self, aggregate_type: str, aggregate_id: str) -> int:
         """The aggregate's current version (0 if it has no events)."""
         stream = self.keys.stream(aggregate_type, aggregate_id)
-        last = cast(Entries, self.client.xrevrange(stream, count=1))
-        return version_of_id(last[0][0]) if last else 0
+        try:
+            last = cast(Entries, self.client.xrevrange(stream, count=1))
+        except redis.ResponseError as exc:
+            raise_if_wrong_type(exc, self.client, {stream: "stream"})
+            raise
+        return stored_version(stream, last[0][0]) if last else 0
 
     def last_position(self, partition: int) -> int:
         """The last position handed out in ``partition`` (0 before the first event)."""
-        return int(cast(bytes | None, self.client.get(self.keys.position(partition))) or 0)
+        key = self.keys.position(partition)
+        try:
+            return stored_count(key, "value", self.client.get(key))
+        except redis.ResponseError as exc:
+            raise_if_wrong_type(exc, self.client, {key: "string"})
+            raise
 
     def read_log(
         self,
@@ -334,14 +448,19 @@ class EventStore:
     ) -> LogPage:
         """Up to ``limit`` log entries of ``partition`` after position ``after``, resolved.
 
-        Two round trips: XRANGE on the log, then one script call resolving every pointer
-        that passes the filters. ``last_position`` is the last position scanned (filtered
+        Two round trips: XRANGE on the log, then one XREAD fetching the event behind every
+        pointer that passes the filters. ``last_position`` is the last position scanned (filtered
         out or not), so a reader resumes after it.
         """
         if not 0 <= partition < self.partitions:
             raise ValueError(f"partition {partition} is not in 0..{self.partitions - 1}")
         log = self.keys.log(partition)
-        entries = cast(Entries, self.client.xrange(log, f"({_log_id(after)}", "+", count=limit))
+        try:
+            entries = cast(Entries, self.client.xrange(log, f"({_log_id(after)}", "+", count=limit))
+        except redis.ResponseError as exc:
+            raise_if_denied(exc, self.client, keys=(log,), command="xrange")
+            raise_if_wrong_type(exc, self.client, {log: "stream"})
+            raise
         if not entries:
             return LogPage(partition, (), after, 0)
         pointers = parse_pointers(
@@ -351,21 +470,30 @@ class EventStore:
         return LogPage(partition, tuple(self.resolve(pointers)), last_position, len(entries))
 
     def resolve(self, pointers: Sequence[Pointer]) -> list[RecordedEvent]:
-        """Fetch the events behind log pointers of one partition in one script call."""
-        if not pointers:
-            return []
-        call = resolve_call(pointers)
-        return parse_resolved(call, self._resolve(keys=call.keys, args=call.args))
+        """Fetch the events behind log pointers of one partition in one round trip."""
+        try:
+            return fetch_events(self._raw, pointers)
+        except redis.ResponseError as exc:
+            keys = tuple(dict.fromkeys(pointer.stream for pointer in pointers))
+            raise_if_denied(exc, self.client, keys=keys, command="xread")
+            raise_if_wrong_type(exc, self.client, dict.fromkeys(keys, "stream"))
+            raise
 
     # -- subscriptions, projections, live notifications (issue 3) -------------------------
 
     def head(self) -> Checkpoint:
         """The current end of every partition log; ``after=store.head()`` skips history."""
+        keys = [self.keys.position(partition) for partition in range(self.partitions)]
         with self.client.pipeline(transaction=False) as pipe:
-            for partition in range(self.partitions):
-                pipe.get(self.keys.position(partition))
-            positions = pipe.execute()
-        return Checkpoint(tuple(int(position or 0) for position in positions))
+            for key in keys:
+                pipe.get(key)
+            positions = pipe.execute(raise_on_error=False)
+        return Checkpoint(
+            tuple(
+                stored_int(self.client, k, "value", raw)
+                for k, raw in zip(keys, positions, strict=True)
+            )
+        )
 
     def checkpoint(self, after: After = None) -> Checkpoint:
         """What ``after=`` accepts, as a ``Checkpoint`` of this store (``FROM_NOW`` = head)."""
@@ -483,7 +611,11 @@ class EventStore:
             self.keys.checkpoints(partition),
             self.keys.position(partition),
         )
-        reply = self._trim(keys=keys, args=("trim" if trim else "check", max(before, 0)))
+        try:
+            reply = self._trim(keys=keys, args=("trim" if trim else "check", max(before, 0)))
+        except redis.ResponseError as exc:
+            raise_if_denied(exc, self.client, keys=keys, script=("trim", self._trim))
+            raise
         return parse_trim_reply(partition, reply)
 
     # -- namespace ------------------------------------------------------------------------
@@ -498,7 +630,11 @@ class EventStore:
             pipe.hsetnx(meta, "partitions", asked or 1)
             pipe.hsetnx(meta, "format", 1)
             pipe.hget(meta, "partitions")
-            stored = int(pipe.execute()[2] or 1)
+            try:
+                stored = int(pipe.execute()[2] or 1)
+            except redis.ResponseError as exc:  # the first command on the namespace's keys
+                raise_if_denied(exc, self.client, keys=(meta,), command="hsetnx")
+                raise
         if asked is not None and asked != stored:
             raise ConfigurationError(
                 f"namespace {self.namespace!r} has {stored} partitions; it was asked for {asked}. "
@@ -509,3 +645,9 @@ class EventStore:
 
 def _log_id(position: int) -> str:
     return f"0-{position}" if position > 0 else "0-0"
+
+
+def _close_client(client: redis.Redis) -> None:
+    client.close()
+    if isinstance(client, RedisCluster):
+        release_cluster_nodes(client)
