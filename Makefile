@@ -36,8 +36,13 @@ pytest: $(STAMP)
 
 test: lint typecheck contracts pytest
 
-bench: $(STAMP)
-	$(BIN)/python -m benchmarks
+$(VENV)/.installed-bench: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[bench]'
+	touch $@
+
+# quick by default; `make bench BENCH_ARGS=--full` for the issue's sizes everywhere
+bench: $(VENV)/.installed-bench
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 docs: $(STAMP)
 	$(BIN)/pytest tests/test_docs.py

@@ -1,10 +1,11 @@
-"""Consumer groups: events handled and acknowledged per second, with 1 and 2 workers.
+"""Workload 9: consumer groups, events handled and acknowledged per second, 1 and 2 workers.
 
-Baseline: raw redis-py consumers on the same partition log and server, reading with
-XREADGROUP (same batch size) and acknowledging each entry with XACK after "handling" it,
-the same at-least-once pattern without event decoding, resolution or dead-letter checks.
-Handlers do nothing, so the figures are the library's own overhead. Workers are threads
-(both sides), so two of them share one GIL.
+Ours: ``store.consumer_group(...)`` workers (``batch_size=10``) over the partition log,
+each event decoded, resolved to its typed event, handed to a handler that does nothing,
+then acknowledged; dead-letter bookkeeping included. Baseline: raw redis-py consumers of
+a group on the same log: XREADGROUP COUNT 10, "handle" each entry, one XACK per batch
+(the cheapest correct at-least-once loop), nothing decoded. Workers are threads on both
+sides, so two of them share one GIL. eventsourcing has no competing consumers: no row.
 """
 
 from __future__ import annotations
@@ -15,27 +16,26 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 import redis
 
-from aggregates import DomainEvent
-from benchmarks._harness import Comparison, print_report
-from eventstore import EventStore, RecordedEvent
+from benchmarks._context import Bench, Run
+from benchmarks._domain import AGGREGATE_TYPE, new_account
+from benchmarks._measure import take_turns
+from benchmarks._raw import entry_ids
+from benchmarks._results import Row
+from eventstore import EventStore, ExpectedVersion, RecordedEvent
 
-EVENTS = 10_000
-PER_AGGREGATE = 100
+__all__ = ["run"]
+
 BATCH = 10
 
 
-class BenchGroupTicked(DomainEvent):
-    n: int
-
-
-def _fill(store: EventStore) -> None:
-    for start in range(0, EVENTS, PER_AGGREGATE):
-        events = [BenchGroupTicked(n=start + i) for i in range(PER_AGGREGATE)]
-        store.append("BenchGroupClock", f"c{start}", events, 0)
+def _fill(store: EventStore, events: int, per: int) -> int:
+    for _ in range(events // per):
+        batch = list(new_account(per).pending_events)
+        store.append(AGGREGATE_TYPE, str(uuid.uuid4()), batch, ExpectedVersion.NO_STREAM)
+    return events // per * per
 
 
 def _in_threads(targets: list[Callable[[], object]]) -> float:
@@ -49,68 +49,69 @@ def _in_threads(targets: list[Callable[[], object]]) -> float:
     return time.perf_counter() - start
 
 
-def _ours(store: EventStore, workers: int) -> float:
+def _ours(store: EventStore, total: int, workers: int) -> float:
     group = store.consumer_group(f"ours-{uuid.uuid4().hex[:6]}")
     handled = [0]
+    lock = threading.Lock()
 
     def handler(recorded: RecordedEvent) -> None:
-        handled[0] += 1
+        with lock:
+            handled[0] += 1
 
     runners = [
         group.worker(f"w{i}", handler, batch_size=BATCH, block=timedelta(milliseconds=20))
         for i in range(workers)
     ]
     seconds = _in_threads([functools.partial(w.run, stop_when_idle=True) for w in runners])
-    assert handled[0] == EVENTS, "not every event was handled"
-    assert group.pending() == 0, "events left unacknowledged"
-    group.client.close()
-    return EVENTS / seconds
+    if handled[0] != total or group.pending():
+        raise RuntimeError(f"handled {handled[0]} of {total}, {group.pending()} left pending")
+    return total / seconds
 
 
-def _raw(client: redis.Redis, log: str, workers: int) -> float:
+def _raw(client: redis.Redis, log: str, total: int, workers: int) -> float:
     group = f"raw-{uuid.uuid4().hex[:6]}"
     client.xgroup_create(log, group, id="0")
     handled = [0]
+    lock = threading.Lock()
 
     def consume(consumer: str) -> None:
         while True:
-            reply = client.xreadgroup(group, consumer, {log: ">"}, count=BATCH)
-            if not reply:
+            ids = entry_ids(client.xreadgroup(group, consumer, {log: ">"}, count=BATCH))
+            if not ids:
                 return
-            for entry_id in _entry_ids(reply):
-                handled[0] += 1
-                client.xack(log, group, entry_id)
+            for _entry_id in ids:
+                with lock:
+                    handled[0] += 1
+            client.xack(log, group, *ids)
 
     seconds = _in_threads([functools.partial(consume, f"r{i}") for i in range(workers)])
-    assert handled[0] == EVENTS, "raw consumers missed entries"
-    return EVENTS / seconds
+    if handled[0] != total:
+        raise RuntimeError(f"raw consumers handled {handled[0]} of {total}")
+    return total / seconds
 
 
-def _entry_ids(reply: Any) -> list[bytes]:
-    """Entry ids of an XREADGROUP reply as redis-py parses it (RESP3 dict or RESP2 list)."""
-    if isinstance(reply, dict):
-        return [entry[0] for entries in reply.values() for entry in entries[0]]
-    return [entry[0] for _stream, entries in reply for entry in entries]
-
-
-def run(url: str) -> None:
-    """Print events/s handled and acknowledged by 1 and 2 workers, ours vs raw."""
-    store = EventStore.from_url(url, namespace=f"bench-groups-{uuid.uuid4().hex[:6]}")
-    client = redis.Redis.from_url(url)
-    try:
-        _fill(store)
-        log = store.keys.log(0)
-        rows = [
-            Comparison(
-                f"{n} worker{'s' if n > 1 else ''}: handled + acked ({EVENTS} events)",
-                _ours(store, n),
-                _raw(client, log, n),
-                "ev/s",
-                f"raw XREADGROUP COUNT {BATCH} + XACK each, {n} thread(s)",
-            )
-            for n in (1, 2)
-        ]
-        print_report("consumer groups", rows)
-    finally:
-        client.close()
-        store.close()
+def run(bench: Bench) -> list[Row]:
+    """1 and 2 workers, ours and raw taking turns, each run a new group over the same log."""
+    store, client = bench.store(), bench.client()
+    total = _fill(store, bench.sizes.group_events, bench.sizes.events_per_aggregate)
+    log = store.keys.log(0)
+    runs: dict[str, Run] = {}
+    for n in (1, 2):
+        runs[f"raw{n}"] = functools.partial(lambda n: {"rate": _raw(client, log, total, n)}, n)
+        runs[f"ours{n}"] = functools.partial(lambda n: {"rate": _ours(store, total, n)}, n)
+    stats = take_turns(bench.sizes.runs, runs)
+    note = bench.note("group_events")
+    return [
+        Row(
+            f"w9.group.{n}",
+            9,
+            f"{n} worker{'s' if n > 1 else ''}: {total:,} events handled + acked",
+            "ev/s",
+            stats[f"ours{n}"]["rate"],
+            f"raw XREADGROUP COUNT {BATCH} + XACK per batch, {n} thread(s)",
+            stats[f"raw{n}"]["rate"],
+            ours_name="consumer group workers",
+            note=note,
+        )
+        for n in (1, 2)
+    ]

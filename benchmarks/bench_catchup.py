@@ -1,0 +1,142 @@
+"""Workload 7: a catch-up subscription over 100,000 events, in typed events per second.
+
+Ours: ``store.subscribe(page_size=1000)`` from the beginning (log pages resolved to typed
+events server-side, in one script call per page), and ``store.read_all``. Baselines, on
+the same server in the same run: raw XRANGE pages of 1000 over one plain stream holding
+the very same entries (the fields our aggregate streams store, copied), nothing decoded;
+raw XRANGE over our partition log (pointers only); and eventsourcing reading its
+notification log in sections of 1000 and mapping each notification to its typed event
+(what its process applications do to catch up).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from benchmarks._context import Bench, Run
+from benchmarks._domain import AGGREGATE_TYPE, new_account
+from benchmarks._esbackends import sessions
+from benchmarks._esdomain import Bank, new_es_account
+from benchmarks._measure import rate, take_turns
+from benchmarks._raw import copy_streams, xrange_all
+from benchmarks._results import Row
+from eventstore import EventStore, ExpectedVersion
+
+__all__ = ["run"]
+
+PAGE = 1000
+
+
+def _fill(store: EventStore, aggregates: int, per: int) -> list[str]:
+    streams = []
+    for _ in range(aggregates):
+        aggregate_id = str(uuid.uuid4())
+        events = list(new_account(per).pending_events)
+        store.append(AGGREGATE_TYPE, aggregate_id, events, ExpectedVersion.NO_STREAM)
+        streams.append(store.keys.stream(AGGREGATE_TYPE, aggregate_id))
+    return streams
+
+
+def _subscribe(store: EventStore, total: int) -> None:
+    with store.subscribe(page_size=PAGE) as subscription:
+        for seen, recorded in enumerate(subscription, start=1):
+            if recorded.event is None:
+                raise RuntimeError("an event was not decoded")
+            if seen == total:
+                return
+
+
+def _read_all(store: EventStore, total: int) -> None:
+    seen = sum(1 for _ in store.read_all(page_size=PAGE))
+    if seen != total:
+        raise RuntimeError(f"read_all returned {seen} of {total} events")
+
+
+def _es_catch_up(app: Bank, total: int) -> None:
+    start, seen = 1, 0
+    while True:
+        notifications = app.notification_log.select(start, PAGE)
+        for notification in notifications:
+            app.mapper.to_domain_event(notification)
+        seen += len(notifications)
+        if len(notifications) < PAGE:
+            break
+        start = notifications[-1].id + 1
+    if seen != total:
+        raise RuntimeError(f"eventsourcing caught up with {seen} of {total} notifications")
+
+
+def _es_run(app: Bank, aggregates: int, per: int) -> Run:
+    for _ in range(aggregates):
+        app.save(new_es_account(per))
+    total = aggregates * per
+    return lambda: {"rate": rate(total, lambda: _es_catch_up(app, total))}
+
+
+def run(bench: Bench) -> list[Row]:
+    """Fill a fresh namespace (and each eventsourcing backend), then read it all, in turns."""
+    sizes = bench.sizes
+    per = sizes.events_per_aggregate
+    aggregates = sizes.catch_up_events // per
+    total = aggregates * per
+    store, client = bench.store(), bench.client()
+    plain = bench.raw_key("plain")
+    copy_streams(client, _fill(store, aggregates, per), plain)
+    log = store.keys.log(0)
+    runs: dict[str, Run] = {
+        "plain": lambda: {"rate": rate(total, lambda: xrange_all(client, plain, PAGE))},
+        "log": lambda: {"rate": rate(total, lambda: xrange_all(client, log, PAGE))},
+        "subscribe": lambda: {"rate": rate(total, lambda: _subscribe(store, total))},
+        "read_all": lambda: {"rate": rate(total, lambda: _read_all(store, total))},
+    }
+    with sessions(bench.backends) as makers:
+        for name, make in makers.items():
+            runs[name] = _es_run(make(Bank), aggregates, per)
+        stats = take_turns(sizes.runs, runs)
+    measure = f"catch up on {total:,} events ({aggregates:,} aggregates x {per})"
+    note = bench.note("catch_up_events")
+    subscribe = stats["subscribe"]["rate"]
+    return [
+        Row(
+            "w7.subscribe.plain",
+            7,
+            measure,
+            "ev/s",
+            subscribe,
+            "raw XRANGE pages of 1000, one plain stream of the same entries",
+            stats["plain"]["rate"],
+            ours_name="store.subscribe (typed events)",
+            note=note,
+        ),
+        Row(
+            "w7.subscribe.log",
+            7,
+            measure,
+            "ev/s",
+            subscribe,
+            "raw XRANGE pages of 1000 over our partition log (pointers only)",
+            stats["log"]["rate"],
+            ours_name="store.subscribe (typed events)",
+            note=note,
+        ),
+        Row(
+            "w7.read_all.plain",
+            7,
+            measure,
+            "ev/s",
+            stats["read_all"]["rate"],
+            "raw XRANGE pages of 1000, one plain stream of the same entries",
+            stats["plain"]["rate"],
+            ours_name="store.read_all (typed events)",
+            note=note,
+        ),
+        *bench.es_rows(
+            "w7.subscribe",
+            7,
+            measure,
+            "ev/s",
+            subscribe,
+            {name: s["rate"] for name, s in stats.items()},
+            note=note,
+        ),
+    ]
