@@ -70,7 +70,10 @@ def node_clients(client: redis.Redis) -> Iterator[dict[str, redis.Redis]]:
 def _probe(node_client: redis.Redis) -> Iterator[redis.Redis]:
     # a private pool with the node's settings, closed at once: the cluster client may
     # replace its node objects on a topology refresh without closing their connections
-    pool = redis.ConnectionPool(**node_client.connection_pool.connection_kwargs)
+    node_pool = node_client.connection_pool  # its class too: SSLConnection on rediss://
+    pool = redis.ConnectionPool(
+        connection_class=node_pool.connection_class, **node_pool.connection_kwargs
+    )
     probe = redis.Redis(connection_pool=pool)
     try:
         yield probe
