@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from eventstore._core.codec import decode_fields
+from eventstore._core.codec import decode_fields, stored_version
 from eventstore._core.errors import (
     ConcurrencyError,
     InvalidEvent,
@@ -156,6 +156,7 @@ def parse_entries(
     """Decode aggregate stream entries (raw ``[id, fields]`` pairs) into recorded events."""
     stream = schema.stream(aggregate_type, aggregate_id)
     partition = schema.partition_of(aggregate_id)
+    first = _consecutive_from(stream, entries)
     return tuple(
         decode_fields(
             stream,
@@ -164,9 +165,25 @@ def parse_entries(
             aggregate_type=aggregate_type,
             aggregate_id=aggregate_id,
             partition=partition,
+            version=None if first is None else first + index,
         )
-        for entry_id, fields in entries
+        for index, (entry_id, fields) in enumerate(entries)
     )
+
+
+def _consecutive_from(stream: str, entries: Sequence[Any]) -> int | None:
+    """The first version when ``entries`` are exactly ``0-a .. 0-b`` (checked on the ends
+    only), else None (each id is then parsed and checked on its own).
+
+    Stream ids strictly increase, so n entries from ``0-a`` to ``0-(a+n-1)`` can only be
+    the n consecutive versions in between: one check instead of one per entry.
+    """
+    if not entries:
+        return None
+    first = stored_version(stream, entries[0][0])
+    if stored_version(stream, entries[-1][0]) != first + len(entries) - 1:
+        return None
+    return first
 
 
 @attrs.frozen
