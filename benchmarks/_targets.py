@@ -70,6 +70,7 @@ def _goals(largest_history: int, smallest_history: int) -> list[_Goal]:
             ">=",
             5,
             "speedup",
+            ceiling="w5.load.ceiling.sqlite",
         ),
         _Goal(
             5,

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 
 from benchmarks._context import Bench, Run
-from benchmarks._domain import BenchAccount, new_account
+from benchmarks._domain import BenchAccount, BenchDeposited, BenchOpened, new_account
 from benchmarks._esbackends import MakeApp, sessions
 from benchmarks._esdomain import Bank, new_es_account, snapshotting_bank
 from benchmarks._measure import Figures, Stat, elapsed, rate, take_turns
@@ -153,8 +153,10 @@ def _long_runs(bench: Bench, makers: dict[str, MakeApp]) -> dict[str, Run]:
     whole = _ours_history(plain, events, every)
     at_end = _ours_history(snapping, events, every)
     after = _ours_history(snapping, events + every - 1, every)
+    ceiling = _typed_xrange(bench, store.keys.stream(BenchAccount.aggregate_type, whole))
     runs: dict[str, Run] = {
         "none": lambda: _load_ms(repeats, lambda: plain.get(whole)),
+        "ceiling": lambda: _load_ms(repeats, ceiling),
         "end": lambda: _load_ms(repeats, lambda: snapping.get(at_end)),
         "after": lambda: _load_ms(repeats, lambda: snapping.get(after)),
         "write.plain": lambda: {"s": _write_each(plain, sizes.write_cost_events)},
@@ -163,6 +165,21 @@ def _long_runs(bench: Bench, makers: dict[str, MakeApp]) -> dict[str, Run]:
     for name, make in makers.items():
         runs |= _es_long_runs(name, make(Bank), make(snapshotting_bank(every)), bench)
     return runs
+
+
+def _typed_xrange(bench: Bench, stream: str) -> Callable[[], object]:
+    """The least any typed load does, with no framework: one XRANGE of the whole stream
+    and pydantic's own validator on each payload (no version checks, no projector)."""
+    client = bench.client()
+    validators = {
+        cls.event_type.encode(): cls.__pydantic_validator__ for cls in (BenchOpened, BenchDeposited)
+    }
+
+    def load() -> object:
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = client.xrange(stream)  # type: ignore[assignment]
+        return [validators[f[b"t"]].validate_json(f[b"d"]) for _, f in entries]
+
+    return load
 
 
 def _write_each(repository: Repository[BenchAccount], events: int) -> float:
@@ -221,6 +238,16 @@ def _workload5(bench: Bench, makers: dict[str, MakeApp]) -> list[Row]:
         rows += bench.es_rows(
             f"w5.load.{kind}", 5, measure, "ms", stats[kind]["ms"], theirs, note=note
         )
+    rows += bench.es_rows(
+        "w5.load.ceiling",
+        5,
+        f"load {events:,} events, no snapshot",
+        "ms",
+        stats["ceiling"]["ms"],
+        {name: stats[f"{name}.none"]["ms"] for name in makers},
+        note=note,
+        ours_name="ceiling: raw XRANGE + pydantic validation of each event, no framework",
+    )
     rows += _write_cost_rows(bench, stats, list(makers))
     return rows
 
