@@ -129,9 +129,10 @@ local function already_written(from)
   end
   local positions = {'dup', from + 1}
   for i = 1, n do positions[#positions + 1] = tonumber(field(entries[i], 'p')) end
-  -- WAIT/WAITAOF count up to this connection's last *replicated* write, and a re-send
-  -- writes nothing: without one no-op write here, the wait after a re-send on a fresh
-  -- connection would confirm a replica that never received the batch
+  -- WAIT/WAITAOF are documented to count this connection's previous *writes*, and a
+  -- re-send writes nothing: one replicated no-op write makes the wait after a re-send on
+  -- a fresh connection cover the batch on any server (7.0 waits for the offset at the
+  -- connection's last command of any kind, so there it is only belt and braces)
   local stored_pos = redis.call('GET', KEYS[3])
   if stored_pos then redis.call('SET', KEYS[3], stored_pos) end
   return true, positions
