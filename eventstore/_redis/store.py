@@ -60,7 +60,7 @@ from eventstore._redis.live import LiveFeed, live_stats  # issue 3
 from eventstore._redis.permissions import raise_if_denied  # issue 6
 from eventstore._redis.server import ServerInfo, check_server, server_infos
 from eventstore._redis.shards import RawClients
-from eventstore._redis.stored import raise_if_wrong_type, stored_int  # issue 6
+from eventstore._redis.stored import raise_if_wrong_type, refusals, stored_int  # issue 6
 from eventstore._redis.subscription import CatchUpSubscription  # issue 3
 
 __all__ = ["Durability", "EventStore", "load_script"]
@@ -320,15 +320,11 @@ class EventStore:
         stream = self.keys.stream(aggregate_type, aggregate_id)
         low = f"0-{max(from_version, 1)}"
         high = f"0-{to_version}" if to_version is not None else "+"
-        try:
+        with refusals(self.client, {stream: "stream"}, command="xrange"):
             if backwards:
                 entries = cast(Entries, self.client.xrevrange(stream, high, low, count=limit))
             else:
                 entries = cast(Entries, self.client.xrange(stream, low, high, count=limit))
-        except redis.ResponseError as exc:
-            raise_if_denied(exc, self.client, keys=(stream,), command="xrange")
-            raise_if_wrong_type(exc, self.client, {stream: "stream"})
-            raise
         partition = self.keys.partition_of(aggregate_id)
         return [
             decode_fields(
@@ -366,17 +362,13 @@ class EventStore:
             window=max(window, 1),
         )
         raw = self._raw.for_key(call.stream)
-        try:
+        expected = {call.stream: "stream", call.snapshot_key: "hash"}
+        with refusals(self.client, expected, command="xrevrange"):
             replies = send_batch(raw, call.commands)
             loaded, rest = parse_load(self.keys, aggregate_type, aggregate_id, call, replies)
             if rest is None:
                 return loaded
             entries = raw.execute_command("XRANGE", call.stream, f"0-{rest[0]}", f"0-{rest[1]}")  # type: ignore[no-untyped-call]
-        except redis.ResponseError as exc:
-            keys = (call.stream, call.snapshot_key)
-            raise_if_denied(exc, self.client, keys=keys, command="xrevrange")
-            raise_if_wrong_type(exc, self.client, {keys[0]: "stream", keys[1]: "hash"})
-            raise
         older = parse_entries(self.keys, aggregate_type, aggregate_id, entries)
         return attrs.evolve(loaded, events=older + loaded.events)
 
@@ -405,11 +397,8 @@ class EventStore:
     def read_snapshot(self, aggregate_type: str, aggregate_id: str) -> Snapshot | None:
         """The stored snapshot, whatever its fingerprint (``None`` if there is none)."""
         key = self.keys.snapshot(aggregate_type, aggregate_id)
-        try:
+        with refusals(self.client, {key: "hash"}):
             raw = cast(dict[bytes, bytes], self.client.hgetall(key))
-        except redis.ResponseError as exc:
-            raise_if_wrong_type(exc, self.client, {key: "hash"})
-            raise
         if not raw:
             return None
         return snapshot_from_hash(key, raw)
@@ -421,21 +410,15 @@ class EventStore:
     def version_of(self, aggregate_type: str, aggregate_id: str) -> int:
         """The aggregate's current version (0 if it has no events)."""
         stream = self.keys.stream(aggregate_type, aggregate_id)
-        try:
+        with refusals(self.client, {stream: "stream"}):
             last = cast(Entries, self.client.xrevrange(stream, count=1))
-        except redis.ResponseError as exc:
-            raise_if_wrong_type(exc, self.client, {stream: "stream"})
-            raise
         return stored_version(stream, last[0][0]) if last else 0
 
     def last_position(self, partition: int) -> int:
         """The last position handed out in ``partition`` (0 before the first event)."""
         key = self.keys.position(partition)
-        try:
+        with refusals(self.client, {key: "string"}):
             return stored_count(key, "value", self.client.get(key))
-        except redis.ResponseError as exc:
-            raise_if_wrong_type(exc, self.client, {key: "string"})
-            raise
 
     def read_log(
         self,
@@ -455,12 +438,8 @@ class EventStore:
         if not 0 <= partition < self.partitions:
             raise ValueError(f"partition {partition} is not in 0..{self.partitions - 1}")
         log = self.keys.log(partition)
-        try:
+        with refusals(self.client, {log: "stream"}, command="xrange"):
             entries = cast(Entries, self.client.xrange(log, f"({_log_id(after)}", "+", count=limit))
-        except redis.ResponseError as exc:
-            raise_if_denied(exc, self.client, keys=(log,), command="xrange")
-            raise_if_wrong_type(exc, self.client, {log: "stream"})
-            raise
         if not entries:
             return LogPage(partition, (), after, 0)
         pointers = parse_pointers(
@@ -474,6 +453,7 @@ class EventStore:
         try:
             return fetch_events(self._raw, pointers)
         except redis.ResponseError as exc:
+            # the page's keys are only worth listing on the error path
             keys = tuple(dict.fromkeys(pointer.stream for pointer in pointers))
             raise_if_denied(exc, self.client, keys=keys, command="xread")
             raise_if_wrong_type(exc, self.client, dict.fromkeys(keys, "stream"))

@@ -1,25 +1,40 @@
 """The store's boundary for stored data Redis refuses to work on: a key of the wrong type.
 
-``WRONGTYPE`` names no key (and from a script, only a line of Lua). Call sites that catch
-``redis.ResponseError`` call ``raise_if_wrong_type`` with the keys they touched and the
-type each should have; on that error path only, ``TYPE`` finds the key at fault::
+``WRONGTYPE`` names no key (and from a script, only a line of Lua). Call sites name the
+keys they touch and the type each should have; on that error path only, ``TYPE`` finds
+the key at fault::
 
-    except redis.ResponseError as exc:
-        raise_if_wrong_type(exc, self.client, {stream: "stream", snapshot: "hash"})
-        raise
+    with refusals(self.client, {stream: "stream", snapshot: "hash"}, command="xrange"):
+        entries = self.client.xrange(stream)
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import redis
 
 from eventstore._core.errors import StoredDataError
 from eventstore._core.replies import stored_count, text
+from eventstore._redis.permissions import raise_if_denied
 
-__all__ = ["raise_if_wrong_type", "stored_int"]
+__all__ = ["raise_if_wrong_type", "refusals", "stored_int"]
+
+
+@contextmanager
+def refusals(client: Any, expected: Mapping[str, str], *, command: str = "") -> Iterator[None]:
+    """Turn Redis refusing a read into the store's typed errors: ``PermissionDenied`` when
+    the ACL refuses ``command`` (if given) on the ``expected`` keys, ``StoredDataError``
+    naming the key when one holds another type than ``expected`` says."""
+    try:
+        yield
+    except redis.ResponseError as exc:
+        if command:
+            raise_if_denied(exc, client, keys=tuple(expected), command=command)
+        raise_if_wrong_type(exc, client, expected)
+        raise
 
 
 def raise_if_wrong_type(exc: redis.ResponseError, client: Any, expected: Mapping[str, str]) -> None:
