@@ -24,6 +24,7 @@ from eventstore._core.records import NewEvent, RecordedEvent
 from eventstore._core.replies import field_map
 
 __all__ = [
+    "EntryDecoder",
     "decode_event",
     "decode_fields",
     "encode_batch",
@@ -229,6 +230,111 @@ def decode_fields(
         event_type,
         schema,
     )
+
+
+class EntryDecoder:
+    """Decodes many entries, remembering each event type's class for the batch.
+
+    Entries in the layout the append script writes (six fields, current schema version)
+    take a fast path: the same checks as ``decode_fields`` (type known, schema version,
+    payload, position, time, event id), with no per-field dict and the type looked up
+    once per batch. Anything else, and anything the fast path refuses, goes through
+    ``decode_fields``, which upcasts old payloads and raises the ``StoredDataError``
+    naming the field: one place decides what an error says. A decoder lives for one
+    batch, so a class registered meanwhile is seen by the next one.
+    """
+
+    __slots__ = ("_types",)
+
+    def __init__(self) -> None:
+        # raw type -> (type name, validate_json, schema version as stored, as int)
+        self._types: dict[bytes, tuple[str, Any, bytes, int] | None] = {}
+
+    def record(
+        self,
+        stream: str,
+        entry_id: bytes,
+        fields: Fields | list[bytes],
+        *,
+        aggregate_type: str,
+        aggregate_id: str,
+        partition: int,
+        version: int,
+    ) -> RecordedEvent:
+        """The entry as a ``RecordedEvent`` (see ``decode_fields``)."""
+        fast = self._fast(fields)
+        if fast is not None:
+            event, position, event_id, recorded_at, known = fast
+            return RecordedEvent(
+                event,
+                aggregate_type,
+                aggregate_id,
+                version,
+                position,
+                partition,
+                event_id,
+                recorded_at,
+                {},
+                None,
+                None,
+                known[0],
+                known[3],
+            )
+        return decode_fields(
+            stream,
+            entry_id,
+            fields,
+            aggregate_type=aggregate_type,
+            aggregate_id=aggregate_id,
+            partition=partition,
+            version=version,
+        )
+
+    def event(
+        self, stream: str, entry_id: bytes, fields: Fields | list[bytes], version: int
+    ) -> DomainEvent:
+        """Only the typed event, with every check ``record`` makes (no record is built)."""
+        fast = self._fast(fields)
+        if fast is not None:
+            return fast[0]
+        kind = {"aggregate_type": "", "aggregate_id": ""}  # not part of the event
+        return decode_fields(stream, entry_id, fields, partition=0, version=version, **kind).event
+
+    def _fast(
+        self, fields: Fields | list[bytes]
+    ) -> tuple[DomainEvent, int, str, datetime, tuple[str, Any, bytes, int]] | None:
+        if type(fields) is not list or len(fields) != 12 or fields[::2] != _LAYOUT:
+            return None
+        known = self._types.get(fields[1], _UNSEEN)
+        if known is _UNSEEN:
+            known = self._types[fields[1]] = _type_info(fields[1])
+        if known is None or fields[3] != known[2]:
+            return None  # unknown type or another schema version: the checked path
+        try:
+            event = known[1](fields[11])
+            position = int(fields[9])
+            recorded_at = _recorded_at(int(fields[7]))
+            event_id = fields[5].decode()
+        except (ValueError, OverflowError, OSError, RecursionError):
+            return None  # ValidationError and UnicodeDecodeError are ValueErrors
+        if position < 1:
+            return None
+        return event, position, event_id, recorded_at, known
+
+
+_UNSEEN: Any = object()
+
+
+def _type_info(raw_type: Any) -> tuple[str, Any, bytes, int] | None:
+    try:
+        name = raw_type.decode()
+    except (AttributeError, UnicodeDecodeError):
+        return None
+    cls = event_class(name)
+    if cls is None:
+        return None
+    schema = cls.schema_version
+    return name, cls.__pydantic_validator__.validate_json, str(schema).encode(), schema
 
 
 _LAYOUT = [b"t", b"s", b"i", b"ts", b"p", b"d"]

@@ -7,12 +7,13 @@ so the protocol can be tested (and shared by a future async front) without a ser
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
-from eventstore._core.codec import decode_fields, stored_version
+from aggregates import DomainEvent
+from eventstore._core.codec import EntryDecoder, stored_version
 from eventstore._core.errors import (
     ConcurrencyError,
     InvalidEvent,
@@ -32,6 +33,7 @@ __all__ = [
     "load_call",
     "parse_append_reply",
     "parse_entries",
+    "parse_typed",
     "parse_load",
     "snapshot_from_hash",
 ]
@@ -148,6 +150,8 @@ class LoadReply:
     snapshot: Snapshot | None
     snapshot_skipped: str
     events: tuple[RecordedEvent, ...]
+    typed: tuple[tuple[int, DomainEvent], ...] = ()
+    """Instead of ``events`` when loaded with ``records=False``: ``(version, event)``."""
 
 
 def parse_entries(
@@ -156,19 +160,40 @@ def parse_entries(
     """Decode aggregate stream entries (raw ``[id, fields]`` pairs) into recorded events."""
     stream = schema.stream(aggregate_type, aggregate_id)
     partition = schema.partition_of(aggregate_id)
-    first = _consecutive_from(stream, entries)
+    decoder = EntryDecoder()
     return tuple(
-        decode_fields(
+        decoder.record(
             stream,
             entry_id,
             fields,
             aggregate_type=aggregate_type,
             aggregate_id=aggregate_id,
             partition=partition,
-            version=None if first is None else first + index,
+            version=version,
         )
-        for index, (entry_id, fields) in enumerate(entries)
+        for version, (entry_id, fields) in zip(_versions(stream, entries), entries, strict=True)
     )
+
+
+def parse_typed(
+    schema: KeySchema, aggregate_type: str, aggregate_id: str, entries: Sequence[Any]
+) -> tuple[tuple[int, DomainEvent], ...]:
+    """Like ``parse_entries`` (with the same checks), but only ``(version, event)`` pairs:
+    what rebuilding an aggregate needs, without a ``RecordedEvent`` per event."""
+    stream = schema.stream(aggregate_type, aggregate_id)
+    decoder = EntryDecoder()
+    return tuple(
+        (version, decoder.event(stream, entry_id, fields, version))
+        for version, (entry_id, fields) in zip(_versions(stream, entries), entries, strict=True)
+    )
+
+
+def _versions(stream: str, entries: Sequence[Any]) -> Iterable[int]:
+    """The version of each entry: a range when the ids are consecutive, else each parsed."""
+    first = _consecutive_from(stream, entries)
+    if first is not None:
+        return range(first, first + len(entries))
+    return [stored_version(stream, entry_id) for entry_id, _ in entries]
 
 
 def _consecutive_from(stream: str, entries: Sequence[Any]) -> int | None:
@@ -229,9 +254,13 @@ def parse_load(
     aggregate_id: str,
     call: LoadCall,
     replies: Sequence[Any],
+    *,
+    records: bool = True,
 ) -> tuple[LoadReply, tuple[int, int] | None]:
     """The load from the replies of ``call``, and the versions ``(first, last)`` still to
-    read with XRANGE when the tail after the snapshot is longer than the window."""
+    read with XRANGE when the tail after the snapshot is longer than the window.
+
+    With ``records=False`` the events come as ``LoadReply.typed`` pairs instead."""
     newest = replies[-1] or []  # newest first
     current = _current_version(newest[0][0]) if newest else 0
     if current < 0:
@@ -242,9 +271,12 @@ def parse_load(
         snapshot, skipped = _usable_snapshot(call, replies[0], upto)
     first = snapshot.version + 1 if snapshot else 1
     window = [entry for entry in reversed(newest) if first <= _current_version(entry[0]) <= upto]
-    events = parse_entries(schema, aggregate_type, aggregate_id, window)
     oldest_read = _current_version(newest[-1][0]) if len(newest) >= call.window else 1
     rest = (first, min(upto, oldest_read - 1)) if first < oldest_read and first <= upto else None
+    if not records:
+        typed = parse_typed(schema, aggregate_type, aggregate_id, window)
+        return LoadReply(current, snapshot, skipped, (), typed), rest
+    events = parse_entries(schema, aggregate_type, aggregate_id, window)
     return LoadReply(current, snapshot, skipped, events), rest
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
-from aggregates import Aggregate, AggregateError, MissingProjector
+from aggregates import Aggregate, AggregateError, DomainEvent, MissingProjector
 from eventstore._core.codec import encode_batch, now_ms
 from eventstore._core.errors import (
     AggregateNotFound,
@@ -13,7 +13,7 @@ from eventstore._core.errors import (
     StoredDataError,
 )
 from eventstore._core.expected import ExpectedVersion
-from eventstore._core.records import AppendResult, RecordedEvent, Snapshot
+from eventstore._core.records import AppendResult, Snapshot
 from eventstore._core.scripts import LoadReply
 from eventstore._redis.store import Durability, EventStore
 
@@ -103,7 +103,12 @@ class Repository(Generic[A]):
         # the tail after a snapshot is shorter than snapshot_every plus the last batch
         window = 256 if not (use_snapshot and self.snapshot_every) else self.snapshot_every + 32
         loaded = self.store.load(
-            self.aggregate_type, id, fingerprint=fingerprint, version=version, window=window
+            self.aggregate_type,
+            id,
+            fingerprint=fingerprint,
+            version=version,
+            window=window,
+            records=False,
         )
         if loaded.current_version == 0:
             raise AggregateNotFound(self.aggregate_type, id)
@@ -133,7 +138,9 @@ class Repository(Generic[A]):
         else:
             aggregate = self.aggregate_class(id=id)
         for recorded in loaded.events:
-            self._apply(stream, aggregate, recorded)
+            self._apply(stream, aggregate, recorded.version, recorded.event)
+        for version, event in loaded.typed:
+            self._apply(stream, aggregate, version, event)
         return aggregate
 
     def _from_snapshot(self, id: str, snapshot: Snapshot) -> A:  # noqa: A002
@@ -144,18 +151,15 @@ class Repository(Generic[A]):
             field = getattr(exc, "field", "s")
             raise SnapshotError(key, snapshot.version, f"s.{field}", str(exc)) from exc
 
-    def _apply(self, stream: str, aggregate: A, recorded: RecordedEvent) -> None:
-        if recorded.version != aggregate.version + 1:
-            raise StoredDataError(
-                stream,
-                recorded.version,
-                "id",
-                f"expected version {aggregate.version + 1} (a gap in the stream)",
-            )
+    def _apply(self, stream: str, aggregate: A, version: int, event: DomainEvent) -> None:
+        if version != aggregate.version + 1:
+            expected = aggregate.version + 1
+            reason = f"expected version {expected} (a gap in the stream)"
+            raise StoredDataError(stream, version, "id", reason)
         try:
-            aggregate.apply(recorded.event)
+            aggregate.apply(event)
         except MissingProjector as exc:
-            raise StoredDataError(stream, recorded.version, "t", str(exc)) from exc
+            raise StoredDataError(stream, version, "t", str(exc)) from exc
 
     def _snapshot_due(self, aggregate: A) -> Snapshot | None:
         every = self.snapshot_every

@@ -38,6 +38,7 @@ from eventstore._core.scripts import (
     load_call,
     parse_entries,
     parse_load,
+    parse_typed,
     snapshot_from_hash,
 )
 from eventstore._redis.batch import send_batch
@@ -346,12 +347,17 @@ class EventStore:
         fingerprint: str = "",
         version: int | None = None,
         window: int = 256,
+        records: bool = True,
     ) -> LoadReply:
         """A snapshot matching ``fingerprint`` (if any) and the events after it.
 
         One round trip (the snapshot, then the newest ``window`` events, pipelined), and
         one more XRANGE when the tail after the snapshot is longer than that. A repository
         that snapshots every N events passes a window a little over N.
+
+        With ``records=False`` the events come as ``(version, event)`` pairs in
+        ``LoadReply.typed`` (checked the same way), and ``events`` is empty: building a
+        ``RecordedEvent`` per event is about a third of the time of a long load.
         """
         call = load_call(
             self.keys,
@@ -365,12 +371,17 @@ class EventStore:
         expected = {call.stream: "stream", call.snapshot_key: "hash"}
         with refusals(self.client, expected, command="xrevrange"):
             replies = send_batch(raw, call.commands)
-            loaded, rest = parse_load(self.keys, aggregate_type, aggregate_id, call, replies)
+            loaded, rest = parse_load(
+                self.keys, aggregate_type, aggregate_id, call, replies, records=records
+            )
             if rest is None:
                 return loaded
             entries = raw.execute_command("XRANGE", call.stream, f"0-{rest[0]}", f"0-{rest[1]}")  # type: ignore[no-untyped-call]
-        older = parse_entries(self.keys, aggregate_type, aggregate_id, entries)
-        return attrs.evolve(loaded, events=older + loaded.events)
+        if not records:
+            older = parse_typed(self.keys, aggregate_type, aggregate_id, entries)
+            return attrs.evolve(loaded, typed=older + loaded.typed)
+        events = parse_entries(self.keys, aggregate_type, aggregate_id, entries)
+        return attrs.evolve(loaded, events=events + loaded.events)
 
     def write_snapshot(self, aggregate_type: str, aggregate_id: str, snapshot: Snapshot) -> bool:
         """Store ``snapshot`` unless a newer one of the same shape is there; True if written."""
