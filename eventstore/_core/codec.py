@@ -250,12 +250,11 @@ class EntryDecoder:
         # raw type -> (type name, validate_json, schema version as stored, as int)
         self._types: dict[bytes, tuple[str, Any, bytes, int] | None] = {}
 
-    def record(
+    def record(  # noqa: PLR0917 (called per event on catch-up: keywords cost ~10%)
         self,
         stream: str,
         entry_id: bytes,
         fields: Fields | list[bytes],
-        *,
         aggregate_type: str,
         aggregate_id: str,
         partition: int,

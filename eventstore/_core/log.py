@@ -16,11 +16,11 @@ event against ~0.7 for XREAD); ``eventstore verify`` still uses it.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
-from eventstore._core.codec import decode_fields, version_of_id
+from eventstore._core.codec import EntryDecoder, decode_fields, version_of_id
 from eventstore._core.errors import StoredDataError
 from eventstore._core.keys import AggregateKey, KeySchema
 from eventstore._core.records import RecordedEvent
@@ -47,9 +47,12 @@ MAX_VERSION = 2**53
 doubles, exact up to 2**53; a stored pointer beyond it is corrupt, never a real version."""
 
 
-@attrs.frozen
-class Pointer:
-    """One log entry: the event at ``version`` of ``stream`` has ``position``."""
+class Pointer(NamedTuple):
+    """One log entry: the event at ``version`` of ``stream`` has ``position``.
+
+    A named tuple rather than an attrs class: catch-up builds one per event, and a tuple
+    is built in a third of the time (measured 0.2 against 0.6 us).
+    """
 
     partition: int
     position: int
@@ -110,13 +113,26 @@ def parse_pointers(
     log_key = schema.log(partition)
     streams: dict[Any, tuple[str, AggregateKey | None]] = {}  # a page points into few streams
     for entry_id, raw in entries:
-        position = _position_of(log_key, entry_id)
-        try:
-            key, version, event_type = _pointer_values(raw)
-        except (KeyError, ValueError, TypeError, UnicodeDecodeError) as exc:
-            raise StoredDataError(
-                log_key, position, "k/v/t/a", f"malformed log entry: {exc!r}"
-            ) from exc
+        # the layout the append script writes, read without a dict or a call per field
+        if (
+            type(raw) is list
+            and len(raw) == 6
+            and raw[0] == b"k"
+            and raw[2] == b"v"
+            and raw[4] == b"t"
+            and entry_id[:2] == b"0-"
+        ):
+            try:
+                position, key, version, event_type = (
+                    int(entry_id[2:]),
+                    raw[1],
+                    int(raw[3]),
+                    raw[5].decode(),
+                )
+            except (ValueError, UnicodeDecodeError):
+                position, key, version, event_type = _checked_pointer(log_key, entry_id, raw)
+        else:
+            position, key, version, event_type = _checked_pointer(log_key, entry_id, raw)
         if not 1 <= version <= MAX_VERSION:
             raise StoredDataError(
                 log_key, position, "v", f"version {version} is not between 1 and 2**53"
@@ -148,6 +164,18 @@ def parse_pointers(
     return pointers
 
 
+def _checked_pointer(log_key: str, entry_id: Any, raw: Any) -> tuple[int, Any, int, str]:
+    """Position, key, version and type of a log entry in any layout, each checked."""
+    position = _position_of(log_key, entry_id)
+    try:
+        key, version, event_type = _pointer_values(raw)
+    except (KeyError, ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise StoredDataError(
+            log_key, position, "k/v/t/a", f"malformed log entry: {exc!r}"
+        ) from exc
+    return position, key, version, event_type
+
+
 def _key_text(log_key: str, position: int, key: Any) -> str:
     try:
         return text(key)
@@ -163,10 +191,7 @@ def _position_of(log_key: str, entry_id: bytes | str) -> int:
 
 
 def _pointer_values(raw: Any) -> tuple[Any, int, str]:
-    # the layout the append script writes, read without building a dict
-    if type(raw) is list and len(raw) == 6 and raw[0] == b"k" and raw[2] == b"v" and raw[4] == b"t":
-        return raw[1], int(raw[3]), raw[5].decode()
-    fields = field_map(raw)  # any other layout, e.g. entries that still carry ``a``
+    fields = field_map(raw)  # any layout, e.g. entries that still carry ``a``
     return fields[b"k"], int(fields[b"v"]), text(fields[b"t"])
 
 
@@ -258,16 +283,20 @@ def parse_fetched(call: FetchCall, replies: Sequence[Any]) -> list[RecordedEvent
                 first = version_of_id(entries[0][0])
                 chunks.setdefault(text(key), []).append((first, entries))
     events = []
+    record = EntryDecoder().record
     for pointer in call.pointers:
-        entry = _find(chunks.get(pointer.stream, ()), pointer.version)
+        partition, position, stream, version, _, aggregate_type, aggregate_id = pointer
+        entry = _find(chunks.get(stream, ()), version)
         if entry is None:
             raise StoredDataError(
-                pointer.stream,
-                pointer.version,
-                "id",
-                f"log position {pointer.position} points at a missing event",
+                stream, version, "id", f"log position {position} points at a missing event"
             )
-        events.append(_decode(pointer, entry[0], entry[1]))
+        recorded = record(
+            stream, entry[0], entry[1], aggregate_type, aggregate_id, partition, version
+        )
+        if recorded.position != position:
+            _raise_other_position(pointer, recorded.position)
+        events.append(recorded)
     return events
 
 
@@ -303,15 +332,19 @@ def _decode(pointer: Pointer, entry_id: bytes, fields: Any) -> RecordedEvent:
         partition=pointer.partition,
         version=pointer.version,
     )
-    if recorded.position != pointer.position:  # the log and the event disagree
-        raise StoredDataError(
-            pointer.stream,
-            pointer.version,
-            "p",
-            f"the event records position {recorded.position}, but log position "
-            f"{pointer.position} points at it",
-        )
+    if recorded.position != pointer.position:
+        _raise_other_position(pointer, recorded.position)
     return recorded
+
+
+def _raise_other_position(pointer: Pointer, recorded: int) -> None:
+    """The log and the event disagree on the event's position."""
+    raise StoredDataError(
+        pointer.stream,
+        pointer.version,
+        "p",
+        f"the event records position {recorded}, but log position {pointer.position} points at it",
+    )
 
 
 def _raise_missing(run: Sequence[Pointer], entries: Sequence[Any]) -> None:

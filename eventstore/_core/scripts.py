@@ -162,15 +162,7 @@ def parse_entries(
     partition = schema.partition_of(aggregate_id)
     decoder = EntryDecoder()
     return tuple(
-        decoder.record(
-            stream,
-            entry_id,
-            fields,
-            aggregate_type=aggregate_type,
-            aggregate_id=aggregate_id,
-            partition=partition,
-            version=version,
-        )
+        decoder.record(stream, entry_id, fields, aggregate_type, aggregate_id, partition, version)
         for version, (entry_id, fields) in zip(_versions(stream, entries), entries, strict=True)
     )
 
