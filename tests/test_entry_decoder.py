@@ -4,15 +4,19 @@ a load without records rebuilds the same aggregate as a load with them."""
 
 from __future__ import annotations
 
+import copy
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from eventstore import EventStore, Repository, StoredDataError
+from eventstore import EventStore, RecordedEvent, Repository, StoredDataError
 from eventstore._core.codec import EntryDecoder, decode_fields, encode_event
+from eventstore._core.records import _RECORDED_EVENT_FIELDS, recorded_event
 from tests.domain import Account, Deposited, Opened
 from tests.strategies import account_events, rich_events
 
@@ -114,3 +118,19 @@ def test_a_load_without_records_rebuilds_the_same_aggregate(
     got, rebuilt = accounts.get(aggregate_id), accounts.rebuild(aggregate_id, with_records)
     assert (got.version, got.state()) == (rebuilt.version, rebuilt.state())
     assert got.balance == sum(deposits)
+
+
+def test_recorded_event_builds_the_same_frozen_record_as_the_constructor() -> None:
+    fields = [a.name for a in attrs.fields(RecordedEvent)]
+    assert fields == list(_RECORDED_EVENT_FIELDS)  # the fast builder's slots are attrs'
+    values: list[Any] = [Deposited(amount=1), "Account", "a", 3, 9, 1, "e", datetime.now(UTC)]
+    values += [{"k": 1}, "c", "z", "Deposited", 2]
+    fast, slow = recorded_event(*values), RecordedEvent(*values)
+    assert type(fast) is RecordedEvent
+    assert fast == slow
+    assert repr(fast) == repr(slow)
+    assert attrs.asdict(fast, recurse=False) == dict(zip(fields, values, strict=True))
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        fast.version = 4  # type: ignore[misc]
+    assert copy.copy(fast) == fast
+    assert attrs.evolve(fast, version=4).version == 4

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from aggregates import DomainEvent, UpcastError, event_class, upcast
 from eventstore._core.errors import InvalidEvent, StoredDataError, UnknownEventType
-from eventstore._core.records import NewEvent, RecordedEvent
+from eventstore._core.records import NewEvent, RecordedEvent, recorded_event
 from eventstore._core.replies import field_map
 
 __all__ = [
@@ -215,7 +215,7 @@ def decode_fields(
         causation_id = _optional(stream, version, b"z", rest.get(b"z"))
     else:  # most events carry neither metadata nor causal ids
         metadata, correlation_id, causation_id = {}, None, None
-    return RecordedEvent(
+    return recorded_event(
         decode_event(stream, version, event_type, schema, data),
         aggregate_type,
         aggregate_id,
@@ -264,7 +264,7 @@ class EntryDecoder:
         fast = self._fast(fields)
         if fast is not None:
             event, position, event_id, recorded_at, known = fast
-            return RecordedEvent(
+            return recorded_event(
                 event,
                 aggregate_type,
                 aggregate_id,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import attrs
 
 from aggregates import DomainEvent
 
-__all__ = ["AppendResult", "Entries", "NewEvent", "RecordedEvent", "Snapshot"]
+__all__ = ["AppendResult", "Entries", "NewEvent", "RecordedEvent", "Snapshot", "recorded_event"]
 
 Entries = list[tuple[bytes, dict[bytes, bytes]]]
 """Stream entries as redis-py returns them without decoding: ``(id, fields)`` pairs."""
@@ -30,8 +30,32 @@ class NewEvent:
     causation_id: str = ""
 
 
+_RECORDED_EVENT_FIELDS = (
+    "event",
+    "aggregate_type",
+    "aggregate_id",
+    "version",
+    "position",
+    "partition",
+    "event_id",
+    "recorded_at",
+    "metadata",
+    "correlation_id",
+    "causation_id",
+    "event_type",
+    "schema_version",
+)
+
+
+class _RecordedEventSlots:
+    """The storage of ``RecordedEvent``, in a base class so that ``recorded_event`` can
+    fill it without the frozen class's per-field ``object.__setattr__`` calls."""
+
+    __slots__ = (*_RECORDED_EVENT_FIELDS, "__weakref__")
+
+
 @attrs.frozen
-class RecordedEvent:
+class RecordedEvent(_RecordedEventSlots):
     """An event as stored: the typed domain event plus where and when it was recorded.
 
     ``version`` is its place in the aggregate's stream (1-based); ``position`` its place
@@ -56,6 +80,65 @@ class RecordedEvent:
     def data(self) -> dict[str, Any]:
         """The event's payload as JSON-compatible data."""
         return self.event.model_dump(mode="json")
+
+
+class _Unfrozen(_RecordedEventSlots):
+    """Same layout as ``RecordedEvent``, without its frozen ``__setattr__``."""
+
+    __slots__ = ()
+    event: DomainEvent
+    aggregate_type: str
+    aggregate_id: str
+    version: int
+    position: int
+    partition: int
+    event_id: str
+    recorded_at: datetime
+    metadata: Mapping[str, Any]
+    correlation_id: str | None
+    causation_id: str | None
+    event_type: str
+    schema_version: int
+
+
+def recorded_event(  # noqa: PLR0917 (every field, in order: it is a constructor)
+    event: DomainEvent,
+    aggregate_type: str,
+    aggregate_id: str,
+    version: int,
+    position: int,
+    partition: int,
+    event_id: str,
+    recorded_at: datetime,
+    metadata: Mapping[str, Any],
+    correlation_id: str | None,
+    causation_id: str | None,
+    event_type: str,
+    schema_version: int,
+) -> RecordedEvent:
+    """``RecordedEvent(...)`` with every field given, in a third of the time.
+
+    The readers build one per event: attrs' frozen ``__init__`` sets each of the 13
+    fields through ``object.__setattr__`` (measured 1.0 us), where plain slot stores on
+    an unfrozen twin of the same layout, then a class switch, take 0.3 us. The result is
+    an ordinary, frozen ``RecordedEvent`` (a test compares the two ways field by field).
+    """
+    record = _Unfrozen()
+    record.event = event
+    record.aggregate_type = aggregate_type
+    record.aggregate_id = aggregate_id
+    record.version = version
+    record.position = position
+    record.partition = partition
+    record.event_id = event_id
+    record.recorded_at = recorded_at
+    record.metadata = metadata
+    record.correlation_id = correlation_id
+    record.causation_id = causation_id
+    record.event_type = event_type
+    record.schema_version = schema_version
+    record.__class__ = RecordedEvent  # type: ignore[assignment]
+    return cast(RecordedEvent, record)
 
 
 @attrs.frozen
