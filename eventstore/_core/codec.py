@@ -244,11 +244,12 @@ class EntryDecoder:
     batch, so a class registered meanwhile is seen by the next one.
     """
 
-    __slots__ = ("_types",)
+    __slots__ = ("_times", "_types")
 
     def __init__(self) -> None:
         # raw type -> (type name, validate_json, schema version as stored, as int)
         self._types: dict[bytes, tuple[str, Any, bytes, int] | None] = {}
+        self._times: dict[bytes, datetime] = {}  # the events of one append share theirs
 
     def record(  # noqa: PLR0917 (called per event on catch-up: keywords cost ~10%)
         self,
@@ -312,7 +313,9 @@ class EntryDecoder:
         try:
             event = known[1](fields[11])
             position = int(fields[9])
-            recorded_at = _recorded_at(int(fields[7]))
+            recorded_at = self._times.get(fields[7])
+            if recorded_at is None:
+                recorded_at = self._times[fields[7]] = _recorded_at(int(fields[7]))
             event_id = fields[5].decode()
         except (ValueError, OverflowError, OSError, RecursionError):
             return None  # ValidationError and UnicodeDecodeError are ValueErrors

@@ -22,7 +22,7 @@ import attrs
 
 from eventstore._core.codec import EntryDecoder, decode_fields, version_of_id
 from eventstore._core.errors import StoredDataError
-from eventstore._core.keys import AggregateKey, KeySchema
+from eventstore._core.keys import KeySchema
 from eventstore._core.records import RecordedEvent
 from eventstore._core.replies import field_map, text
 
@@ -111,7 +111,7 @@ def parse_pointers(
     """
     pointers = []
     log_key = schema.log(partition)
-    streams: dict[Any, tuple[str, AggregateKey | None]] = {}  # a page points into few streams
+    streams: dict[Any, tuple[str, str, str]] = {}  # a page points into few streams
     for entry_id, raw in entries:
         # the layout the append script writes, read without a dict or a call per field
         if (
@@ -141,27 +141,25 @@ def parse_pointers(
             continue
         known = streams.get(key)
         if known is None:
-            stream = _key_text(log_key, position, key)
-            known = streams[key] = (stream, schema.parse_stream(stream))
-        stream, parsed = known
-        if parsed is None:
-            raise StoredDataError(
-                log_key, position, "k", f"not an aggregate stream key: {stream!r}"
-            )
-        if aggregate_types is not None and parsed.aggregate_type not in aggregate_types:
+            known = streams[key] = _stream_of(schema, log_key, position, key)
+        stream, aggregate_type, aggregate_id = known
+        if aggregate_types is not None and aggregate_type not in aggregate_types:
             continue
-        pointers.append(
-            Pointer(
-                partition,
-                position,
-                stream,
-                version,
-                event_type,
-                parsed.aggregate_type,
-                parsed.aggregate_id,
-            )
-        )
+        values = (partition, position, stream, version, event_type, aggregate_type, aggregate_id)
+        pointers.append(_new_tuple(Pointer, values))  # Pointer(...) without its Python frame
     return pointers
+
+
+_new_tuple = tuple.__new__
+
+
+def _stream_of(schema: KeySchema, log_key: str, position: int, key: Any) -> tuple[str, str, str]:
+    """The stream key a pointer names, and its aggregate type and id."""
+    stream = _key_text(log_key, position, key)
+    parsed = schema.parse_stream(stream)
+    if parsed is None:
+        raise StoredDataError(log_key, position, "k", f"not an aggregate stream key: {stream!r}")
+    return stream, parsed.aggregate_type, parsed.aggregate_id
 
 
 def _checked_pointer(log_key: str, entry_id: Any, raw: Any) -> tuple[int, Any, int, str]:
@@ -286,7 +284,16 @@ def parse_fetched(call: FetchCall, replies: Sequence[Any]) -> list[RecordedEvent
     record = EntryDecoder().record
     for pointer in call.pointers:
         partition, position, stream, version, _, aggregate_type, aggregate_id = pointer
-        entry = _find(chunks.get(stream, ()), version)
+        chunk = chunks.get(stream, ())
+        entry = None
+        if len(chunk) == 1:  # the usual case, inline: one read of the stream, ids 0-<n>
+            first, entries = chunk[0]
+            if 0 <= version - first < len(entries):
+                entry = entries[version - first]
+                if entry[0] != b"0-%d" % version:
+                    entry = None
+        if entry is None:
+            entry = _find(chunk, version)
         if entry is None:
             raise StoredDataError(
                 stream, version, "id", f"log position {position} points at a missing event"
