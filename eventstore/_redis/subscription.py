@@ -80,12 +80,18 @@ class CatchUpSubscription:
             wake=self._hints.wait_for_any if self._hints is not None else None,
         )
         self._checkpoint = after
+        # the last event handed out, not yet folded into _checkpoint: a Checkpoint per
+        # event would cost more than decoding it (it is folded when read, or per page)
+        self._delivered: RecordedEvent | None = None
         self._events: Generator[RecordedEvent, None, None] | None = None
 
     @property
     def checkpoint(self) -> Checkpoint:
         """Resume point: after the last event delivered (or skipped by the filters)."""
-        return self._checkpoint
+        delivered = self._delivered  # read once: the iterating thread may move on
+        if delivered is None:
+            return self._checkpoint
+        return self._checkpoint.advance(delivered.partition, delivered.position)
 
     @property
     def caught_up(self) -> bool:
@@ -134,6 +140,8 @@ class CatchUpSubscription:
             for recorded in page.events:
                 if self._stopped.is_set():
                     return
-                self._checkpoint = self._checkpoint.advance(recorded.partition, recorded.position)
+                self._delivered = recorded
                 yield recorded
+            # never backwards: a reader between these two lines gets an earlier position
             self._checkpoint = self._checkpoint.advance(page.partition, page.last_position)
+            self._delivered = None
