@@ -123,9 +123,11 @@ def test_step_by_step_counts_with_failures_and_replay(store: EventStore) -> None
             raise RuntimeError(f"payment for {recorded.aggregate_id} declined")
 
     worker = group.worker("w", handler, max_deliveries=2, batch_size=2, claim_idle=FAST)
-    assert worker._read_new(block=False)  # a0 acked, a1 failed once: pending
-    assert (group.lag(), group.pending()) == (2, 1)
-    assert worker._read_new(block=False)
+    assert worker._read_new(block=False)  # a0 handled, a1 failed once: pending
+    assert (group.lag(), group.pending()) == (2, 2)  # a0's XACK rides with the next read
+    assert worker._read_new(block=False)  # a0 acked with it; a2, a3 handled
+    assert (group.lag(), group.pending()) == (0, 3)
+    worker._flush_deferred()  # what the worker's next command does first
     assert (group.lag(), group.pending()) == (0, 1)
     time.sleep(FAST.total_seconds() * 1.5)
     assert worker._claim()  # second delivery fails too: parked

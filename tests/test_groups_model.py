@@ -114,7 +114,7 @@ class GroupMachine(RuleBasedStateMachine):
     @rule(worker=st.sampled_from(WORKERS), plan=outcomes)
     def deliver(self, worker: str, plan: list[str]) -> None:
         self._set_plan(plan)
-        self._run(lambda: self.workers[worker]._read_new(block=False))
+        self._run(lambda: self._read_then_ack(worker))
         batch = list(range(self.delivered + 1, min(self.delivered + BATCH, self.appended) + 1))
         self.delivered += len(batch)
         for position in batch:
@@ -122,6 +122,12 @@ class GroupMachine(RuleBasedStateMachine):
         for position in batch:
             if not self._model_handle(worker, position, 1):
                 break
+
+    def _read_then_ack(self, worker: str) -> None:
+        # A read's acknowledgements ride with the worker's next command: a step of the
+        # model is a read and that next command (here sent on its own)
+        self.workers[worker]._read_new(block=False)
+        self.workers[worker]._flush_deferred()
 
     @rule(worker=st.sampled_from(WORKERS), plan=outcomes)
     def claim(self, worker: str, plan: list[str]) -> None:

@@ -21,6 +21,7 @@ from eventstore._core.errors import StoredDataError
 from eventstore._core.keys import KeySchema
 from eventstore._core.log import Pointer
 from eventstore._core.records import RecordedEvent
+from eventstore._core.replies import field_map
 
 __all__ = [
     "ClaimReply",
@@ -50,8 +51,9 @@ __all__ = [
     "pointer_from_fields",
 ]
 
-RawEntry = tuple[bytes, dict[bytes, bytes] | None]
-"""A stream entry from a group read: ``(id, fields)``; fields ``None`` if it was deleted."""
+RawEntry = tuple[bytes, dict[bytes, bytes] | list[bytes] | None]
+"""A stream entry from a group read: ``(id, fields)``, the fields as the reply holds them
+(a flat list, or a map on RESP3), ``None`` if the entry was deleted."""
 
 TRACEBACK_LIMIT = 2000
 """Characters of traceback kept with a dead letter: enough to find the line, not a dump."""
@@ -61,16 +63,9 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _fields(raw: Any) -> dict[bytes, bytes] | None:
-    if raw is None:
-        return None
-    if isinstance(raw, dict):
-        return raw
-    return dict(zip(raw[::2], raw[1::2], strict=True))
-
-
 def _entries(raw: Sequence[Any] | None) -> list[RawEntry]:
-    return [(entry[0], _fields(entry[1])) for entry in raw or () if entry is not None]
+    # fields stay as the reply holds them: the log parser reads the flat list directly
+    return [(entry[0], entry[1]) for entry in raw or () if entry is not None]
 
 
 def parse_read_reply(reply: Any) -> dict[str, list[RawEntry]]:
@@ -232,14 +227,19 @@ def pointer_fields(pointer: Pointer) -> dict[str, str | int]:
 
 
 def pointer_from_fields(
-    schema: KeySchema, partition: int, key: str, entry_id: str, fields: Mapping[bytes, bytes]
+    schema: KeySchema,
+    partition: int,
+    key: str,
+    entry_id: str,
+    raw: Mapping[bytes, bytes] | list[bytes],
 ) -> Pointer:
     """Rebuild a pointer stored by ``pointer_fields`` (``StoredDataError`` if malformed)."""
     try:
+        fields = field_map(raw)
         stream = _text(fields[b"k"])
         version, position = int(fields[b"v"]), int(fields[b"p"])
         event_type, aggregate_type = _text(fields[b"t"]), _text(fields[b"a"])
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, TypeError) as exc:
         raise StoredDataError(key, 0, "k/v/t/a/p", f"malformed entry {entry_id}: {exc!r}") from exc
     parsed = schema.parse_stream(stream)
     if parsed is None:

@@ -55,6 +55,7 @@ from eventstore._core.keys import validate_name
 from eventstore._core.log import Pointer, parse_pointers
 from eventstore._core.notifications import LiveSelection
 from eventstore._core.records import RecordedEvent
+from eventstore._redis.batch import send_batch
 from eventstore._redis.groups import command
 from eventstore._redis.live import LiveFeed
 
@@ -152,6 +153,9 @@ class Worker:
             else [group.streams]
         )
         self._hints: LiveFeed | None = None
+        # handled log entries whose XACK rides with the next read (one round trip less a
+        # batch); anything else this worker does first sends them on their own
+        self._deferred: dict[GroupStream, list[str]] = {}
         self._stop = threading.Event()
         self._last_claim = 0.0
         self._reads = 0
@@ -210,6 +214,7 @@ class Worker:
             if stop_when_idle and self._group_idle():
                 return
             self._read_new(block=True)  # wait for new events, or for claims to fall due
+        self._flush_deferred()  # stopping: what was handled is acknowledged
 
     def _back_off(self, outage: Backoff, exc: Exception) -> None:
         """Wait before reconnecting (``stop()`` cuts it short); give up past the limit."""
@@ -228,12 +233,25 @@ class Worker:
         if block:
             args += ["BLOCK", self.block_ms]
         args += ["STREAMS", *(stream.key for stream in streams), *ids]
-        reply = command(self._raw.for_key(streams[0].key), "XREADGROUP", *args)
+        deferred = self._deferred
+        acks = [(stream, deferred.pop(stream)) for stream in streams if stream in deferred]
+        commands: list[tuple[str | int, ...]] = [
+            ("XACK", stream.key, self.group.name, *entry_ids) for stream, entry_ids in acks
+        ]
+        try:  # the acknowledgements first, in the same round trip
+            reply = send_batch(
+                self._raw.for_key(streams[0].key), [*commands, ("XREADGROUP", *args)]
+            )
+        except BaseException:
+            deferred.update(acks)  # sent again before anything else (or lost with the
+            raise  # link: then the entries are handled again, at least once)
+        self.stats.processed += sum(len(entry_ids) for _, entry_ids in acks)
         self._reads += 1  # the link works: a later failure is a new outage
-        return reply
+        return reply[-1]
 
     def _drain_own_pending(self) -> None:
         """Take back what this consumer held when it last stopped (or died)."""
+        self._flush_deferred()
         for read_set in self._read_sets:
             self._drain_own_pending_of(read_set)
 
@@ -271,11 +289,12 @@ class Worker:
         # One round holds entries of several streams: deliver them as one batch, so the
         # entries of later partitions are renewed while earlier ones are handled (else they
         # look abandoned and another worker claims them while this one still will run them).
-        self._deliver_all(batches)
+        self._deliver_all(batches, defer_acks=True)
         return bool(batches)
 
     def _wait_for_hint(self) -> None:
         """Sleep until a live notification (any type) or ``block`` passes (cluster only)."""
+        self._flush_deferred()
         if self._hints is None:
             self._hints = LiveFeed(self.group.store, LiveSelection.of(None, None, None))
         self._hints.wait_for_any(self.block_ms / 1000)
@@ -285,6 +304,7 @@ class Worker:
 
     def _claim(self) -> bool:
         """Take over entries idle longer than ``claim_idle``, from any consumer."""
+        self._flush_deferred()
         self._last_claim = time.monotonic()
         claimed = False
         for stream in self.group.streams:
@@ -333,6 +353,7 @@ class Worker:
                 self.stats.deleted += 1
 
     def _group_idle(self) -> bool:
+        self._flush_deferred()  # else they count as pending
         return all(s.lag == 0 and s.pending == 0 for s in self.group.status())
 
     # -- handling -------------------------------------------------------------------------
@@ -352,7 +373,7 @@ class Worker:
         return deliveries
 
     def _resolve(
-        self, stream: GroupStream, entries: list[tuple[bytes, dict[bytes, bytes]]]
+        self, stream: GroupStream, entries: list[tuple[bytes, dict[bytes, bytes] | list[bytes]]]
     ) -> list[_Delivery]:
         schema = self.group.store.keys
         if stream.retry:
@@ -405,7 +426,11 @@ class Worker:
                 keep.append(delivery)
         return keep
 
-    def _deliver_all(self, batches: Sequence[tuple[GroupStream, list[_Delivery]]]) -> None:
+    def _deliver_all(
+        self, batches: Sequence[tuple[GroupStream, list[_Delivery]]], *, defer_acks: bool = False
+    ) -> None:
+        """Handle the batches; acknowledge the handled entries now, or with the next read
+        (``defer_acks``: the main loop, whose next command is always a read or a flush)."""
         held = [(stream, delivery) for stream, deliveries in batches for delivery in deliveries]
         handled: dict[GroupStream, list[str]] = {}
         try:
@@ -415,7 +440,11 @@ class Worker:
             with contextlib.suppress(redis.RedisError):
                 self._flush_acks(handled)
             raise
-        self._flush_acks(handled)
+        for stream, entry_ids in handled.items():
+            if defer_acks and not stream.retry:  # retries are acked and deleted at once
+                self._deferred.setdefault(stream, []).extend(entry_ids)
+            else:
+                self._flush_acks({stream: entry_ids})
 
     def _deliver_held(
         self, held: list[tuple[GroupStream, _Delivery]], handled: dict[GroupStream, list[str]]
@@ -444,6 +473,15 @@ class Worker:
                 continue
             if self._deliver(stream, delivery):
                 handled.setdefault(stream, []).append(delivery.entry_id)
+
+    def _flush_deferred(self) -> None:
+        deferred, self._deferred = self._deferred, {}
+        try:
+            self._flush_acks(deferred)
+        except BaseException:
+            for stream, entry_ids in deferred.items():  # the ones not sent yet
+                self._deferred.setdefault(stream, []).extend(entry_ids)
+            raise
 
     def _flush_acks(self, handled: dict[GroupStream, list[str]]) -> None:
         while handled:
