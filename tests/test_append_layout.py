@@ -3,10 +3,14 @@ cannot create the aggregate or write a snapshot."""
 
 from __future__ import annotations
 
+import uuid
+from typing import cast
+
 import pytest
 
-from eventstore import EventStore, InvalidEvent, StoredDataError
+from eventstore import EventStore, InvalidEvent, NewEvent, StoredDataError
 from eventstore._core.codec import encode_batch
+from eventstore._core.records import Entries
 from eventstore._core.scripts import append_call, parse_append_reply
 from tests.domain import Deposited, Opened
 
@@ -42,3 +46,33 @@ def test_ids_not_ours_behind_a_matching_length_are_refused_by_the_first_write(
     assert (info.value.stream, info.value.field) == (stream, "id")
     assert store.client.xlen(stream) == 3
     assert store.last_position(0) == 2
+
+
+def test_generated_event_ids_are_random_uuids_and_a_batch_shares_its_time() -> None:
+    events = encode_batch("s", [Opened(owner="a"), Deposited(amount=1), Deposited(amount=2)])
+    ids = [uuid.UUID(event.event_id) for event in events]
+    assert [str(parsed) for parsed in ids] == [event.event_id for event in events]
+    assert all(parsed.version == 4 and parsed.variant == uuid.RFC_4122 for parsed in ids)
+    assert len(set(ids)) == 3
+    assert len({event.timestamp_ms for event in events}) == 1
+    assert events[1].data == Deposited(amount=1).model_dump_json()
+
+
+def test_events_with_and_without_metadata_in_one_batch_keep_their_fields(
+    store: EventStore,
+) -> None:
+    plain = NewEvent("id-1", "Deposited", 1, 5, '{"amount":1}')
+    rich = NewEvent("id-2", "Deposited", 1, 6, '{"amount":2}', '{"who":"x"}', "", "cause")
+    store.append_encoded("Account", "acc-1", [plain, rich], 0)
+    first, second = store.read("Account", "acc-1")
+    assert (first.metadata, first.correlation_id, first.causation_id) == ({}, None, None)
+    assert (second.metadata, second.correlation_id, second.causation_id) == (
+        {"who": "x"},
+        None,
+        "cause",
+    )
+    raw = cast(Entries, store.client.xrange(store.keys.stream("Account", "acc-1")))
+    assert [list(fields) for _id, fields in raw] == [
+        [b"t", b"s", b"i", b"ts", b"p", b"d"],
+        [b"t", b"s", b"i", b"ts", b"p", b"d", b"m", b"z"],
+    ]

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -53,7 +53,7 @@ def encode_event(
     """Encode one domain event for an append (serialization errors propagate)."""
     return _encode(
         event,
-        event_id=event_id or str(uuid.uuid4()),
+        event_id=event_id or _new_event_id(),
         timestamp_ms=timestamp_ms if timestamp_ms is not None else now_ms(),
         metadata=_metadata_json(metadata),
         correlation_id=correlation_id or "",
@@ -72,16 +72,25 @@ def _encode(
 ) -> NewEvent:
     if not isinstance(event, DomainEvent):
         raise TypeError(f"expected a DomainEvent, got {type(event).__name__}")
+    # what model_dump_json() calls, without its keyword plumbing (~0.5 us an event)
+    data = event.__pydantic_serializer__.to_json(event).decode()
     return NewEvent(
         event_id,
         event.event_type,
         event.schema_version,
         timestamp_ms,
-        event.model_dump_json(),
+        data,
         metadata,
         correlation_id,
         causation_id,
     )
+
+
+def _new_event_id() -> str:
+    """A random (version 4) UUID as text, like ``str(uuid.uuid4())`` at a third of the cost."""
+    h = os.urandom(16).hex()
+    variant = "89ab"[int(h[16], 16) & 3]  # the two top bits of the variant nibble are 10
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"
 
 
 def _metadata_json(metadata: Mapping[str, Any] | None) -> str:
@@ -107,22 +116,29 @@ def encode_batch(
     except (TypeError, ValueError) as exc:
         raise InvalidEvent(stream, 0, "metadata", str(exc)) from exc
     correlation, causation = correlation_id or "", causation_id or ""
+    now = now_ms() if not timestamps_ms else 0  # one clock read: the batch is one write
     encoded = []
     for index, event in enumerate(events, start=1):
+        # _encode's work inline (a call with six keywords costs ~0.4 us an event)
         try:
-            encoded.append(
-                _encode(
-                    event,
-                    event_id=(event_ids[index - 1] if event_ids else "") or str(uuid.uuid4()),
-                    timestamp_ms=timestamps_ms[index - 1] if timestamps_ms else now_ms(),
-                    metadata=meta,
-                    correlation_id=correlation,
-                    causation_id=causation,
-                )
-            )
+            if not isinstance(event, DomainEvent):
+                raise TypeError(f"expected a DomainEvent, got {type(event).__name__}")
+            data = event.__pydantic_serializer__.to_json(event).decode()
         except (TypeError, ValueError) as exc:
             name = getattr(event, "event_type", type(event).__name__)
             raise InvalidEvent(stream, index, "data", str(exc), str(name)) from exc
+        encoded.append(
+            NewEvent(
+                (event_ids[index - 1] if event_ids else "") or _new_event_id(),
+                event.event_type,
+                event.schema_version,
+                timestamps_ms[index - 1] if timestamps_ms else now,
+                data,
+                meta,
+                correlation,
+                causation,
+            )
+        )
     return encoded
 
 

@@ -89,8 +89,13 @@ def append_call(
     expected_text = expected_arg(expected)
     if snapshot is None and expected_text not in ("0", "none", "any", "exists"):
         keys = keys[:3]  # not a new aggregate, no snapshot: the other keys stay untouched
+    events = tuple(events)
     # five arguments per event unless one of them has metadata or causal ids
-    full = any(e.metadata or e.correlation_id or e.causation_id for e in events)
+    full = False
+    for event in events:
+        if event.metadata or event.correlation_id or event.causation_id:
+            full = True
+            break
     args: list[str | int] = [
         expected_text,
         aggregate_type,
@@ -102,30 +107,39 @@ def append_call(
         publish,
     ]
     for event in events:
-        args += (
-            event.event_id,
-            event.event_type,
-            event.schema_version,
-            event.timestamp_ms,
-            event.data,
-        )
         if full:
-            args += (event.metadata, event.correlation_id, event.causation_id)
+            args += (
+                event.event_id,
+                event.event_type,
+                event.schema_version,
+                event.timestamp_ms,
+                event.data,
+                event.metadata,
+                event.correlation_id,
+                event.causation_id,
+            )
+        else:
+            args += (
+                event.event_id,
+                event.event_type,
+                event.schema_version,
+                event.timestamp_ms,
+                event.data,
+            )
     if snapshot is not None:
         state = json.dumps(snapshot.state, separators=(",", ":"))
         args += (snapshot.version, snapshot.fingerprint, state, snapshot.taken_at_ms)
-    return AppendCall(stream, partition, keys, tuple(args), expected_text, tuple(events))
+    return AppendCall(stream, partition, keys, tuple(args), expected_text, events)
 
 
 def parse_append_reply(call: AppendCall, reply: Sequence[Any]) -> AppendResult:
     """Turn the script's reply into a result, or raise the error it reports."""
-    status = reply[0] if reply[0] == b"ok" else text(reply[0])  # "ok": no decoding
-    if status in (b"ok", "ok"):
-        first_position = int(reply[2])
+    status = reply[0]
+    if status in (b"ok", "ok"):  # the common reply: no decoding
+        first_position = reply[2]
         positions = tuple(range(first_position, first_position + len(call.events)))
-        return AppendResult(
-            call.stream, call.partition, int(reply[1]), positions, False, int(reply[3])
-        )
+        return AppendResult(call.stream, call.partition, reply[1], positions, False, reply[3])
+    status = text(status)
     if status == "dup":
         positions = tuple(int(p) for p in reply[2:])
         return AppendResult(call.stream, call.partition, int(reply[1]), positions, duplicate=True)
