@@ -75,6 +75,7 @@ def test_good_entries_decode_the_same_either_way(event: Any) -> None:
 )
 @example(event=Deposited(amount=1), index=9, value=b"0", extra=False)  # position
 @example(event=Deposited(amount=1), index=9, value=b"-1", extra=False)
+@example(event=Deposited(amount=1), index=9, value=b"99999999999999999999999", extra=False)
 @example(event=Deposited(amount=1), index=7, value=b"99999999999999999999", extra=False)  # time
 @example(event=Deposited(amount=1), index=5, value=b"\xff", extra=False)  # event id
 @example(event=Deposited(amount=1), index=3, value=b"2", extra=False)  # schema version

@@ -24,6 +24,7 @@ from eventstore._core.records import NewEvent, RecordedEvent, recorded_event
 from eventstore._core.replies import field_map
 
 __all__ = [
+    "MAX_VERSION",
     "EntryDecoder",
     "decode_event",
     "decode_fields",
@@ -35,6 +36,10 @@ __all__ = [
 ]
 
 Fields = Mapping[bytes, bytes]
+
+MAX_VERSION = 2**53
+"""The largest version or position a store writes: Lua (the append and resolve scripts)
+counts in doubles, exact up to 2**53; a stored one beyond it is corrupt, never real."""
 
 
 def now_ms() -> int:
@@ -223,8 +228,8 @@ def decode_fields(
         timestamp_ms = _int(stream, version, checked, b"ts")
         position = _int(stream, version, checked, b"p")
         data = values[5]
-    if position < 1:
-        raise StoredDataError(stream, version, "p", f"position {position} is not >= 1")
+    if not 1 <= position <= MAX_VERSION:
+        raise StoredDataError(stream, version, "p", f"position {position} is not in 1..2**53")
     if rest:
         metadata = _metadata(stream, version, rest.get(b"m"))
         correlation_id = _optional(stream, version, b"c", rest.get(b"c"))
@@ -335,7 +340,7 @@ class EntryDecoder:
             event_id = fields[5].decode()
         except (ValueError, OverflowError, OSError, RecursionError):
             return None  # ValidationError and UnicodeDecodeError are ValueErrors
-        if position < 1:
+        if not 1 <= position <= MAX_VERSION:
             return None
         return event, position, event_id, recorded_at, known
 

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import attrs
 
-from eventstore._core.codec import EntryDecoder, decode_fields, version_of_id
+from eventstore._core.codec import MAX_VERSION, EntryDecoder, decode_fields, version_of_id
 from eventstore._core.errors import StoredDataError
 from eventstore._core.keys import KeySchema
 from eventstore._core.records import RecordedEvent
@@ -41,10 +41,6 @@ __all__ = [
 
 # pointers of one stream further apart than this are read separately (no long gap reads)
 _MAX_GAP = 32
-
-MAX_VERSION = 2**53
-"""The largest version a pointer may name: Lua (the append and resolve scripts) counts in
-doubles, exact up to 2**53; a stored pointer beyond it is corrupt, never a real version."""
 
 
 class Pointer(NamedTuple):
