@@ -59,15 +59,16 @@ def _read_all(store: EventStore, total: int) -> None:
         raise RuntimeError(f"read_all returned {seen} of {total} events")
 
 
-def _typed_catch_up(bench: Bench, log: str, total: int) -> Callable[[], object]:
+def _typed_catch_up(bench: Bench, log: str, stream_prefix: str, total: int) -> Callable[[], object]:
     """The least any typed catch-up over our log does: pages of pointers, one XREAD of
     their events per page, pydantic's validator on each payload, no checks.
 
     Replies are raw (no redis-py callbacks): an entry's fields are the flat list the
     append script wrote, ``[b"t", type, b"s", schema, ..., b"d", data]`` for an event
-    (``d`` at index 10, the data at 11, as ``append.lua`` lays it out) and ``[b"k", key,
-    b"v", version, b"t", type]`` for a pointer.
+    (``d`` at index 10, the data at 11, as ``append.lua`` lays it out) and ``[b"k",
+    b"<type>:<id>", b"v", version, b"t", type]`` for a pointer.
     """
+    prefix = stream_prefix.encode()
     raw = bench.client()
     raw.response_callbacks.clear()
     validators = {
@@ -85,9 +86,10 @@ def _typed_catch_up(bench: Bench, log: str, total: int) -> Callable[[], object]:
             spans: dict[bytes, list[int]] = {}  # stream key -> [first, last] version wanted
             for _, pointer in page:
                 version = int(pointer[3])
-                span = spans.get(pointer[1])
+                key = prefix + pointer[1]  # pointers name <type>:<id> in the log's partition
+                span = spans.get(key)
                 if span is None:
-                    spans[pointer[1]] = [version, version]
+                    spans[key] = [version, version]
                 else:
                     span[1] = version
             count = max(last - first for first, last in spans.values()) + 1
@@ -141,7 +143,9 @@ def run(bench: Bench) -> list[Row]:
     plain = bench.raw_key("plain")
     copy_streams(client, _fill(store, aggregates, per), plain)
     log = store.keys.log(0)
-    ceiling = _typed_catch_up(bench, log, total)
+    # the stream key of a pointer's <type>:<id> in partition 0, from the key schema
+    prefix = store.keys.stream(AGGREGATE_TYPE, "").removesuffix(f"{AGGREGATE_TYPE}:")
+    ceiling = _typed_catch_up(bench, log, prefix, total)
     runs: dict[str, Run] = {
         "plain": lambda: {"rate": rate(total, lambda: xrange_all(client, plain, PAGE))},
         "ceiling": lambda: {"rate": rate(total, ceiling)},

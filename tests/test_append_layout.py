@@ -4,7 +4,7 @@ cannot create the aggregate or write a snapshot."""
 from __future__ import annotations
 
 import uuid
-from typing import cast
+from typing import Any, cast
 
 import pytest
 
@@ -76,3 +76,47 @@ def test_events_with_and_without_metadata_in_one_batch_keep_their_fields(
         [b"t", b"s", b"i", b"ts", b"p", b"d"],
         [b"t", b"s", b"i", b"ts", b"p", b"d", b"m", b"z"],
     ]
+
+
+def test_a_log_pointer_names_type_and_id_and_the_old_whole_key_form_is_still_read(
+    store: EventStore,
+) -> None:
+    store.append("Account", "acc-1", [Opened(owner="ann"), Deposited(amount=1)], 0)
+    log = store.keys.log(0)
+    entries = cast(Entries, store.client.xrange(log))
+    assert [fields for _, fields in entries] == [
+        {b"k": b"Account:acc-1", b"v": b"1", b"t": b"Opened"},
+        {b"k": b"Account:acc-1", b"v": b"2", b"t": b"Deposited"},
+    ]
+    # pointers written by earlier versions carry the whole stream key (and sometimes "a")
+    old: dict[Any, Any] = {
+        "k": store.keys.stream("Account", "acc-1"),
+        "v": "2",
+        "t": "Deposited",
+        "a": "Account",
+    }
+    store.client.delete(log)  # the log again, its second pointer in the old form
+    store.client.xadd(log, {"k": "Account:acc-1", "v": "1", "t": "Opened"}, "0-1")
+    store.client.xadd(log, old, "0-2")
+    read = list(store.read_all())
+    assert [(r.aggregate_id, r.version, r.position) for r in read] == [
+        ("acc-1", 1, 1),
+        ("acc-1", 2, 2),
+    ]
+
+
+def test_a_pointer_to_an_aggregate_of_another_partition_is_refused(redis_url: str) -> None:
+    namespace = f"p{uuid.uuid4().hex[:8]}"
+    with EventStore.from_url(redis_url, namespace=namespace, partitions=4) as store:
+        ids = [f"acc-{n}" for n in range(20)]
+        here = next(i for i in ids if store.keys.partition_of(i) == 0)
+        elsewhere = next(i for i in ids if store.keys.partition_of(i) != 0)
+        store.append("Account", here, [Opened(owner="ann")], 0)
+        store.append("Account", elsewhere, [Opened(owner="bo")], 0)
+        log = store.keys.log(0)
+        store.client.xadd(log, {"k": f"Account:{elsewhere}", "v": "1", "t": "Opened"}, "0-2")
+        store.client.set(store.keys.position(0), 2)
+        with pytest.raises(StoredDataError) as info:
+            list(store.read_all())
+        assert (info.value.stream, info.value.version, info.value.field) == (log, 2, "k")
+        assert "not an aggregate of partition 0" in str(info.value)

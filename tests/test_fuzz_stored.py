@@ -130,7 +130,18 @@ def log_corruptions(draw: st.DrawFn) -> Corruption:
     values: dict[str, st.SearchStrategy[Any]] = {
         "k": st.one_of(
             NOT_UTF8,
-            st.sampled_from(["nowhere", "{X:p0}:a:Account:acc-1", "MISSING", "OTHER-TYPE"]),
+            st.sampled_from(
+                [
+                    "nowhere",
+                    "{X:p0}:a:Account:acc-1",
+                    "MISSING",
+                    "OTHER-TYPE",
+                    "Account:acc-2",  # the pointer form the script writes, another aggregate
+                    "Account:never-written",
+                    "Account:",
+                    "No type!:acc-1",
+                ]
+            ),
         ),
         "v": st.one_of(BAD_INT, st.sampled_from(["0", "99"])),
         "t": st.one_of(NOT_UTF8),
@@ -265,6 +276,9 @@ def _plant_log(s: Scene) -> None:
     s.at_fault |= {log, keys.stream("Account", "acc-1"), keys.stream("Account", "acc-2")}
     if isinstance(fields.get("k"), str):
         s.at_fault.add(fields["k"])
+        aggregate_type, _, aggregate_id = fields["k"].partition(":")
+        if aggregate_id and not fields["k"].startswith("{"):  # <type>:<id>: the stream
+            s.at_fault.add(keys.stream(aggregate_type, aggregate_id))
 
 
 def _plant_snapshot(s: Scene) -> None:

@@ -172,6 +172,23 @@ class KeySchema:
         suffix = "".join(f":{part}" for part in parts)
         return f"{self.namespace}:rm:{projection}:v{version}{suffix}"
 
+    def pointer_target(self, partition: int, ref: str) -> AggregateKey | None:
+        """The aggregate a log pointer of ``partition`` names, or ``None`` if ``ref`` is
+        not a pointer of that partition.
+
+        The append script writes ``<type>:<id>`` (the partition is the log's own, so the
+        stream key need not be repeated: ~40 B less per event); pointers written before
+        hold the whole stream key, which starts with ``{``. Type names never do.
+        """
+        if ref.startswith("{"):
+            return self.parse_stream(ref)
+        aggregate_type, sep, aggregate_id = ref.partition(":")
+        if not sep or not aggregate_id or not _NAME.match(aggregate_type):
+            return None
+        if self.partition_of(aggregate_id) != partition:
+            return None  # its stream is in another partition: not a pointer of this log
+        return AggregateKey(partition, aggregate_type, aggregate_id)
+
     def parse_stream(self, key: str) -> AggregateKey | None:
         """Split an aggregate stream key into its parts, or ``None`` if it is not one."""
         prefix = f"{{{self.namespace}:p"

@@ -1,8 +1,9 @@
 """Partition log pages: pointers parsed from the log, and the reads that fetch their events.
 
-A log entry ``0-<position>`` holds ``k`` (aggregate stream key), ``v`` (version) and
-``t`` (event type); entries written before that field was dropped also hold ``a`` (the
-aggregate type, which the key already says). Filters apply to the pointers, so events
+A log entry ``0-<position>`` holds ``k`` (``<aggregate type>:<aggregate id>``: the
+stream is in the log's own partition), ``v`` (version) and ``t`` (event type). Entries
+written by earlier versions hold the whole stream key in ``k``, and some also ``a`` (the
+aggregate type); both are still read. Filters apply to the pointers, so events
 that do not match are never fetched; the page still reports the last position scanned
 so a reader's checkpoint moves past them.
 
@@ -137,7 +138,7 @@ def parse_pointers(
             continue
         known = streams.get(key)
         if known is None:
-            known = streams[key] = _stream_of(schema, log_key, position, key)
+            known = streams[key] = _stream_of(schema, partition, log_key, position, key)
         stream, aggregate_type, aggregate_id = known
         if aggregate_types is not None and aggregate_type not in aggregate_types:
             continue
@@ -149,13 +150,17 @@ def parse_pointers(
 _new_tuple = tuple.__new__
 
 
-def _stream_of(schema: KeySchema, log_key: str, position: int, key: Any) -> tuple[str, str, str]:
+def _stream_of(
+    schema: KeySchema, partition: int, log_key: str, position: int, ref: Any
+) -> tuple[str, str, str]:
     """The stream key a pointer names, and its aggregate type and id."""
-    stream = _key_text(log_key, position, key)
-    parsed = schema.parse_stream(stream)
-    if parsed is None:
-        raise StoredDataError(log_key, position, "k", f"not an aggregate stream key: {stream!r}")
-    return stream, parsed.aggregate_type, parsed.aggregate_id
+    text_ref = _key_text(log_key, position, ref)
+    target = schema.pointer_target(partition, text_ref)
+    if target is None:
+        reason = f"not an aggregate of partition {partition}: {text_ref!r}"
+        raise StoredDataError(log_key, position, "k", reason)
+    stream = schema.stream(target.aggregate_type, target.aggregate_id)
+    return stream, target.aggregate_type, target.aggregate_id
 
 
 def _checked_pointer(log_key: str, entry_id: Any, raw: Any) -> tuple[int, Any, int, str]:

@@ -1,7 +1,7 @@
 -- Append a batch of events to one aggregate stream, atomically.
 --
 -- KEYS[1]  aggregate stream        {ns:pN}:a:<type>:<id>
--- KEYS[2]  partition log           {ns:pN}:log
+-- KEYS[2]  partition log           {ns:pN}:log, entries 0-<position>: k <type>:<id>, v, t
 -- KEYS[3]  partition position      {ns:pN}:pos
 -- KEYS[4]  snapshot hash           {ns:pN}:s:<type>:<id>
 -- KEYS[5]  type index (set of ids) {ns:pN}:ix:<type>
@@ -161,6 +161,9 @@ if not nothing_after(KEYS[2], pos) then return {'corrupt', KEYS[2], 'log is ahea
 
 -- 4. write: events, pointers, position, index, snapshot, notifications
 local atype, aid, partition = ARGV[2], ARGV[3], ARGV[7]
+-- what a log pointer names: the stream is in the log's own partition, so the whole key
+-- (~25 B more, with its hash tag and prefix) need not be stored with every event
+local ref = atype .. ':' .. aid
 local first_position = pos + 1
 local channel = ARGV[6]
 -- a notification nobody hears is pure cost (a JSON encode per event): ask once per call.
@@ -214,8 +217,8 @@ for i = 1, n do
   else
     redis.call('XADD', KEYS[1], entry_id, unpack(fields_of(at, position)))
   end
-  -- the aggregate type is in the key: a field for it would cost ~17 B per event
-  redis.call('XADD', KEYS[2], '0-' .. position, 'k', KEYS[1], 'v', version, 't', etype)
+  -- the aggregate type is in the pointer: a field for it would cost ~17 B per event
+  redis.call('XADD', KEYS[2], '0-' .. position, 'k', ref, 'v', version, 't', etype)
   if channel ~= '' then
     notified = notified + redis.call(publish, channel, cjson.encode({
       aggregate_type = atype, aggregate_id = aid, version = base + i, position = pos + i,
