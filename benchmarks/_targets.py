@@ -42,7 +42,7 @@ def _goals(largest_history: int, smallest_history: int) -> list[_Goal]:
         (2, "w2.save", "w2.ceiling", "1 save per aggregate"),
         (3, "w3.save", "w3.save.ceiling", "1 save per event"),
         (3, "w3.get_save", "w3.get_save.ceiling", "get + command + save"),
-        (4, "w4.get", "w4.ceiling", "reload"),
+        (4, "w4.get", "w4.ceiling.typed", "reload"),
     ):
         goals += [
             _Goal(
