@@ -7,19 +7,16 @@ import itertools
 import json
 import os
 import uuid
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any, Self, cast
 
 import attrs
 import redis
 from redis.cluster import RedisCluster
-from redis.commands.core import Script
-from redis.exceptions import NoScriptError
 
 from aggregates import DomainEvent
 from eventstore._core.checkpoint import FROM_NOW, After, Checkpoint  # issue 3
 from eventstore._core.codec import (
-    decode_fields,
     encode_batch,
     now_ms,
     stored_version,
@@ -102,7 +99,7 @@ class EventStore:
         self.limits = limits or DEFAULT_LIMITS
         # isinstance against redis-py's client classes goes through typing's Protocol check
         # (~0.5 us): asked once here, not on every append
-        self._on_cluster = isinstance(client, RedisCluster)
+        self._is_cluster = isinstance(client, RedisCluster)
         # on a cluster every primary holds history: each one must be safe
         self.servers: list[ServerInfo] = server_infos(client)
         self.server: ServerInfo = self.servers[0]
@@ -116,7 +113,7 @@ class EventStore:
         # sharded notifications (SPUBLISH) need a cluster whose every primary has them
         sharded = self.is_cluster and all(info.has_sharded_pubsub for info in self.servers)
         self.live_channels = LiveChannels(self.keys, sharded=sharded)
-        self._append = _AppendScript(client, load_script(client, "append").script)
+        self._append = load_script(client, "append", hot=True)
         self._snapshot = load_script(client, "snapshot")
         self._raw = RawClients(client)  # reads parsed by the core, without reply callbacks
         self._trim = load_script(client, "trim")  # issue 4
@@ -278,7 +275,7 @@ class EventStore:
         check_batch(call.stream, events, self.limits)  # before anything is sent
         wanted = self._durability(durability)
         try:
-            if not self._on_cluster:
+            if not self.is_cluster:
                 return run_append(self.client, self._append, call, wanted, waitaof=self._waitaof)
             # on a cluster, re-sent through a failover (idempotent: see failover.py)
             return through_failover(
@@ -307,7 +304,7 @@ class EventStore:
     @property
     def is_cluster(self) -> bool:
         """Whether the store talks to a Redis Cluster."""
-        return isinstance(self.client, RedisCluster)
+        return self._is_cluster
 
     # -- reading --------------------------------------------------------------------------
 
@@ -333,18 +330,7 @@ class EventStore:
                 entries = cast(Entries, self.client.xrevrange(stream, high, low, count=limit))
             else:
                 entries = cast(Entries, self.client.xrange(stream, low, high, count=limit))
-        partition = self.keys.partition_of(aggregate_id)
-        return [
-            decode_fields(
-                stream,
-                entry_id,
-                fields,
-                aggregate_type=aggregate_type,
-                aggregate_id=aggregate_id,
-                partition=partition,
-            )
-            for entry_id, fields in entries
-        ]
+        return list(parse_entries(self.keys, aggregate_type, aggregate_id, entries))
 
     def load(
         self,
@@ -643,29 +629,6 @@ class EventStore:
 
 def _log_id(position: int) -> str:
     return f"0-{position}" if position > 0 else "0-0"
-
-
-class _AppendScript(Script):
-    """redis-py's ``Script`` on its own client, without the per-call pipeline check that
-    ``Script.__call__`` makes (an import and an isinstance through typing's Protocol
-    check: ~1.8 us of each append). The same EVALSHA, loaded again after NOSCRIPT."""
-
-    def __call__(
-        self,
-        keys: Sequence[Any] | None = None,
-        args: Iterable[Any] | None = None,
-        client: Any = None,
-    ) -> Any:
-        if client is not None and client is not self.registered_client:
-            return super().__call__(keys, args, client)  # a pipeline, another client
-        keys = tuple(keys) if keys else ()  # a tuple's tuple() is itself: no copy
-        args = tuple(args) if args else ()
-        client = self.registered_client
-        try:
-            return client.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:  # the server lost its scripts (restart, SCRIPT FLUSH)
-            self.sha = client.script_load(self.script)
-            return client.evalsha(self.sha, len(keys), *keys, *args)
 
 
 def _close_client(client: redis.Redis) -> None:
