@@ -318,8 +318,15 @@ class EntryDecoder:
         fast = self._fast(fields)
         if fast is not None:
             return fast[0]
-        kind = {"aggregate_type": "", "aggregate_id": ""}  # not part of the event
-        return decode_fields(stream, entry_id, fields, partition=0, version=version, **kind).event
+        return decode_fields(
+            stream,
+            entry_id,
+            fields,
+            aggregate_type="",  # not part of the event
+            aggregate_id="",
+            partition=0,
+            version=version,
+        ).event
 
     def _fast(
         self, fields: Fields | list[bytes]
