@@ -13,7 +13,7 @@ import redis
 
 from eventstore._core.records import Entries
 
-__all__ = ["BATCH_SCRIPT", "copy_streams", "entry_ids", "payload", "xrange_all"]
+__all__ = ["BATCH_SCRIPT", "copy_each", "copy_streams", "entry_ids", "payload", "xrange_all"]
 
 BATCH_SCRIPT = """
 -- KEYS[1]: the stream; ARGV: one JSON body per event (all appended in one call)
@@ -42,6 +42,15 @@ def xrange_all(client: redis.Redis, key: str, page: int) -> int:
 
 def copy_streams(client: redis.Redis, sources: list[str], target: str) -> int:
     """Append every entry of ``sources`` (fields as stored) to the one stream ``target``."""
+    return _copy(client, sources, [target] * len(sources), keep_ids=False)
+
+
+def copy_each(client: redis.Redis, sources: list[str], targets: list[str]) -> int:
+    """Append every entry of each source (same id, fields as stored) to its own target."""
+    return _copy(client, sources, targets, keep_ids=True)
+
+
+def _copy(client: redis.Redis, sources: list[str], targets: list[str], *, keep_ids: bool) -> int:
     copied = 0
     for start in range(0, len(sources), 100):
         with client.pipeline(transaction=False) as pipe:
@@ -49,9 +58,9 @@ def copy_streams(client: redis.Redis, sources: list[str], target: str) -> int:
                 pipe.xrange(source)
             pages = cast(list[Entries], pipe.execute())
         with client.pipeline(transaction=False) as pipe:
-            for entries in pages:
-                for _entry_id, fields in entries:
-                    pipe.xadd(target, dict(fields))  # type: ignore[arg-type]
+            for target, entries in zip(targets[start : start + 100], pages, strict=True):
+                for entry_id, fields in entries:
+                    pipe.xadd(target, dict(fields), id=entry_id if keep_ids else "*")  # type: ignore[arg-type]
                     copied += 1
             pipe.execute()
     return copied

@@ -41,10 +41,9 @@ import redis
 from benchmarks._context import Bench
 from benchmarks._domain import AGGREGATE_TYPE, BenchAccount, new_account
 from benchmarks._measure import Stat
-from benchmarks._raw import copy_streams
+from benchmarks._raw import copy_each, copy_streams
 from benchmarks._results import Row
 from eventstore import EventStore, Repository
-from eventstore._core.records import Entries
 
 __all__ = ["run"]
 
@@ -78,20 +77,6 @@ def _same_length(prefix: str, key: str) -> str:
     return prefix + key[len(prefix) :]
 
 
-def _copy_each(client: redis.Redis, sources: list[str], targets: list[str]) -> None:
-    """Append every entry of each source (same id, fields as stored) to its own target."""
-    for start in range(0, len(sources), 100):
-        with client.pipeline(transaction=False) as pipe:
-            for source in sources[start : start + 100]:
-                pipe.xrange(source)
-            pages = cast(list[Entries], pipe.execute())
-        with client.pipeline(transaction=False) as pipe:
-            for target, entries in zip(targets[start : start + 100], pages, strict=True):
-                for entry_id, fields in entries:
-                    pipe.xadd(target, dict(fields), id=entry_id)  # type: ignore[arg-type]
-            pipe.execute()
-
-
 def _ceilings(
     bench: Bench, client: redis.Redis, streams: list[str], ids: list[str]
 ) -> tuple[int, int]:
@@ -105,7 +90,7 @@ def _ceilings(
     if len(set(targets)) != len(targets):
         raise RuntimeError(f"the prefix {prefix!r} hides the aggregate ids of the keys")
     before = _used(client)
-    _copy_each(client, streams, targets)
+    copy_each(client, streams, targets)
     copied = _used(client) - before
     log, per = bench.raw_key("log"), bench.sizes.events_per_aggregate
     for start in range(0, len(ids), 100):
