@@ -4,22 +4,24 @@ One cursor per partition (a ``Checkpoint``). Catch-up reads ``XRANGE (<cursor> +
 per partition, round-robin, until each returns a short page; then one ``XREAD BLOCK``
 waits on all the logs at once from the concrete cursor ids. Never ``$``: ``$`` means
 "whatever is last when this call arrives", so events appended between two calls would be
-skipped. The events behind a page of pointers are fetched in one round trip (``XREAD``
-without ``BLOCK`` over the page's aggregate streams, see ``fetch_call``). Both reads go to
-the server holding the partition with redis-py's reply callbacks off: the core parses the
-raw replies (a callback would build a dict per entry first).
+skipped. The events behind a page of pointers are fetched with one ``XREAD`` (without
+``BLOCK``) over the page's aggregate streams, see ``fetch_call``. Both reads go to the
+server holding the partition with redis-py's reply callbacks off: the core parses the
+raw replies (a callback would build a dict per entry first). During catch-up the reads
+of the next page are written before this one is decoded (``read_ahead_pages``), so the
+server works while the client decodes; the live phase reads a page at a time.
 
 On a lost connection (or a restarting server) the follower backs off and retries from its
 cursor: a page is only handed out once it is fully read and resolved, and the cursor only
 moves after the consumer is done with it, so a retry repeats nothing delivered and
-skips nothing.
+skips nothing (pages read ahead are read again).
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import threading
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Generator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import redis
@@ -32,6 +34,7 @@ from eventstore._core.keys import KeySchema
 from eventstore._core.log import LogPage, Pointer, fetch_call, parse_fetched, parse_pointers
 from eventstore._core.records import RecordedEvent
 from eventstore._redis.batch import send_batch
+from eventstore._redis.catchup import read_ahead_pages
 from eventstore._redis.stored import raise_if_wrong_type
 
 if TYPE_CHECKING:
@@ -90,11 +93,12 @@ class LogFollower:
     def pages(self) -> Iterator[LogPage]:
         """Yield pages in order per partition; the cursor moves when the consumer resumes."""
         pending = list(range(self.keys.partitions))
-        while not self.stopped.is_set():
-            if not pending and not self.live:
-                return
-            fetch = self._catch_up_round if pending else self._wait_live
-            pages = self._retrying(functools.partial(fetch, pending))
+        caught_up = yield from self._catch_up(pending)
+        if not caught_up:
+            return
+        self.caught_up.set()
+        while self.live and not self.stopped.is_set():
+            pages = self._retrying(self._wait_live)
             for page in pages or ():
                 if not page.scanned:
                     continue
@@ -102,10 +106,46 @@ class LogFollower:
                 self.cursor = self.cursor.advance(page.partition, page.last_position)
                 if self.stopped.is_set():
                     return
-            if pending and pages is not None:
-                pending = [p.partition for p in pages if p.scanned >= self.page_size]
-                if not pending:
-                    self.caught_up.set()
+
+    def _catch_up(self, pending: list[int]) -> Generator[LogPage, None, bool]:
+        """Pages of ``pending`` partitions until each gives a short page (then True), reads
+        written ahead (``read_ahead_pages``); reconnects and resumes from the cursor."""
+        backoff, delivered = Backoff(), 0
+        while pending:
+            if self.stopped.is_set():
+                return False
+            cursors = {partition: self.cursor.position(partition) for partition in pending}
+            pages = read_ahead_pages(
+                self.keys,
+                self._raw,
+                cursors,
+                self.page_size,
+                event_types=self.event_types,
+                aggregate_types=self.aggregate_types,
+            )
+            try:
+                with contextlib.closing(pages):
+                    for page in pages:
+                        if page.scanned < self.page_size:
+                            pending.remove(page.partition)  # drained
+                        if page.scanned:
+                            yield page
+                            self.cursor = self.cursor.advance(page.partition, page.last_position)
+                            delivered += 1
+                        if self.stopped.is_set():
+                            return False
+            except self._raw.retryable as exc:
+                self._back_off(backoff, delivered, exc)
+        return True
+
+    def _back_off(self, backoff: Backoff, progress: int, exc: Exception) -> None:
+        """Wait before reconnecting; ``SubscriptionError`` once the outage is too long."""
+        if backoff.failed(progress) > self.reconnect_for:
+            raise SubscriptionError(
+                str(self.cursor), f"no server for {self.reconnect_for:.0f}s: {exc}"
+            ) from exc
+        self.stopped.wait(backoff.next_delay())
+        self._raw.refresh()  # a cluster node went away: re-read the slot map
 
     def _catch_up_round(self, partitions: Sequence[int]) -> list[LogPage]:
         return [self._page(p, self.cursor.position(p)) for p in partitions]
@@ -121,7 +161,7 @@ class LogFollower:
             raise
         return self._resolved(partition, after, cast(list[Any], entries))
 
-    def _wait_live(self, _pending: Sequence[int]) -> list[LogPage]:
+    def _wait_live(self) -> list[LogPage]:
         if self.wake is not None:
             return self._poll_live()
         streams = {
@@ -174,12 +214,7 @@ class LogFollower:
             try:
                 return fetch()
             except self._raw.retryable as exc:
-                if backoff.failed() > self.reconnect_for:
-                    raise SubscriptionError(
-                        str(self.cursor), f"no server for {self.reconnect_for:.0f}s: {exc}"
-                    ) from exc
-                self.stopped.wait(backoff.next_delay())
-                self._raw.refresh()  # a cluster node went away: re-read the slot map
+                self._back_off(backoff, 0, exc)
         return None
 
 

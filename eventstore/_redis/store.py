@@ -498,6 +498,8 @@ class EventStore:
 
         In order within each partition (pages of the partitions take turns); filters by
         event type and aggregate type are applied to the log before events are fetched.
+        While iterating it holds one connection of the store's pool (per server), with the
+        next page's reads already written; ``close()`` the iterator to give it back early.
         """
         follower = LogFollower(
             self.keys,

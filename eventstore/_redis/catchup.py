@@ -1,0 +1,205 @@
+"""``read_ahead_pages``: the catch-up pages of several partitions, reads written ahead.
+
+Each partition is a chain: log page n (``XRANGE``) names the events to fetch (``XREAD``,
+see ``fetch_call``) and where log page n + 1 starts. The chain is kept one page ahead
+on one connection per server (``ReadAhead``)::
+
+    read log n        -> write "fetch events n", "log page n + 1"
+    read events n     -> read log n + 1 -> write "fetch events n + 1", "log page n + 2"
+    decode events n, hand the page out      (meanwhile the server reads ahead)
+
+Partitions take turns a page at a time, as before. Replies come back in the order the
+commands were written, per connection: a reply read before its page's turn waits in its
+partition's queue (at most two pages per partition are in flight).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Collection, Generator, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import redis
+
+from eventstore._core.codec import version_of_id
+from eventstore._core.keys import KeySchema
+from eventstore._core.log import FetchCall, LogPage, fetch_call, parse_fetched, parse_pointers
+from eventstore._redis.readahead import ReadAhead
+from eventstore._redis.stored import raise_if_wrong_type
+
+if TYPE_CHECKING:
+    from eventstore._redis.shards import RawClients  # shards imports the follower
+
+__all__ = ["read_ahead_pages"]
+
+
+class _LogRead(NamedTuple):
+    """A log page written for: partition, position it starts after."""
+
+    partition: int
+    after: int
+
+
+class _EventsRead(NamedTuple):
+    """The events of a log page written for, and what the page covered."""
+
+    partition: int
+    call: FetchCall
+    last_position: int
+    scanned: int
+
+
+class _Ready(NamedTuple):
+    """A page whose replies are read; ``call`` is None when no event needs fetching."""
+
+    partition: int
+    call: FetchCall | None
+    replies: Sequence[Any]
+    last_position: int
+    scanned: int
+
+
+class _Lines:
+    """One ``ReadAhead`` per server, with what was written on it, in order."""
+
+    def __init__(self, raw: RawClients) -> None:
+        self._raw = raw
+        self._lines: dict[int, ReadAhead] = {}
+        self._written: dict[int, deque[_LogRead | _EventsRead]] = {}
+
+    def for_key(self, key: str) -> tuple[ReadAhead, deque[_LogRead | _EventsRead]]:
+        client = self._raw.for_key(key)
+        line = self._lines.get(id(client))
+        if line is None:
+            line = self._lines[id(client)] = ReadAhead(client)
+            self._written[id(client)] = deque()
+        return line, self._written[id(client)]
+
+    def close(self) -> None:
+        for line in self._lines.values():
+            line.close()
+        self._lines.clear()
+
+
+def read_ahead_pages(
+    keys: KeySchema,
+    raw: RawClients,
+    cursors: dict[int, int],
+    page_size: int,
+    *,
+    event_types: Collection[str] | None = None,
+    aggregate_types: Collection[str] | None = None,
+) -> Generator[LogPage, None, None]:
+    """Pages of each partition of ``cursors`` (partition -> position to read after), in
+    turns, until each has given a page shorter than ``page_size`` (that page included).
+
+    Stopping early (``close()``) disconnects the connections with replies still unread.
+    """
+    reader = _Reader(keys, raw, page_size, event_types, aggregate_types)
+    try:
+        yield from reader.pages(cursors)
+    finally:
+        reader.lines.close()
+
+
+class _Reader:
+    def __init__(
+        self,
+        keys: KeySchema,
+        raw: RawClients,
+        page_size: int,
+        event_types: Collection[str] | None,
+        aggregate_types: Collection[str] | None,
+    ) -> None:
+        self.keys = keys
+        self.raw = raw
+        self.page_size = page_size
+        self.event_types = event_types
+        self.aggregate_types = aggregate_types
+        self.lines = _Lines(raw)
+        self.ready: dict[int, deque[_Ready]] = {}
+
+    def pages(self, cursors: dict[int, int]) -> Iterator[LogPage]:
+        turns = deque(cursors)
+        for partition, after in cursors.items():
+            self.ready[partition] = deque()
+            self._write_log_read(partition, after)
+        while turns:
+            partition = turns.popleft()
+            page = self._next_ready(partition)
+            self._read_logs_ahead(partition)  # the server fetches the next events meanwhile
+            if page.scanned >= self.page_size:
+                turns.append(partition)  # its next log page is written for already
+            yield self._decoded(page)
+
+    def _write_log_read(self, partition: int, after: int) -> None:
+        log = self.keys.log(partition)
+        line, written = self.lines.for_key(log)
+        line.send([("XRANGE", log, f"(0-{after}", "+", "COUNT", self.page_size)])
+        written.append(_LogRead(partition, after))
+
+    def _next_ready(self, partition: int) -> _Ready:
+        """Read replies on the partition's line until one of its pages is ready."""
+        ready = self.ready[partition]
+        line, written = self.lines.for_key(self.keys.log(partition))
+        while not ready:
+            self._read_next(line, written)
+        return ready.popleft()
+
+    def _read_logs_ahead(self, partition: int) -> None:
+        """Read the log pages already answered behind this one, writing their fetches."""
+        line, written = self.lines.for_key(self.keys.log(partition))
+        while written and type(written[0]) is _LogRead:
+            self._read_next(line, written)
+
+    def _read_next(self, line: ReadAhead, written: deque[_LogRead | _EventsRead]) -> None:
+        read = written[0]
+        if type(read) is _LogRead:
+            (entries,) = line.read(1)
+            written.popleft()
+            self._on_log_page(read, entries)
+        else:
+            assert type(read) is _EventsRead
+            replies = line.read(len(read.call.commands))
+            written.popleft()
+            ready = _Ready(read.partition, read.call, replies, read.last_position, read.scanned)
+            self.ready[read.partition].append(ready)
+
+    def _on_log_page(self, read: _LogRead, entries: Any) -> None:
+        partition = read.partition
+        log = self.keys.log(partition)
+        if isinstance(entries, redis.ResponseError):
+            raise_if_wrong_type(entries, self.raw.for_key(log), {log: "stream"})
+            raise entries
+        if not entries:
+            self.ready[partition].append(_Ready(partition, None, (), read.after, 0))
+            return
+        pointers = parse_pointers(
+            self.keys,
+            partition,
+            entries,
+            event_types=self.event_types,
+            aggregate_types=self.aggregate_types,
+        )
+        last, scanned = version_of_id(entries[-1][0]), len(entries)
+        if pointers:
+            call = fetch_call(pointers)
+            line, written = self.lines.for_key(log)  # the events share the log's slot
+            line.send(call.commands)
+            written.append(_EventsRead(partition, call, last, scanned))
+        else:  # every entry filtered out: nothing to fetch, the page still moves the cursor
+            self.ready[partition].append(_Ready(partition, None, (), last, scanned))
+        if scanned >= self.page_size:
+            self._write_log_read(partition, last)
+
+    def _decoded(self, page: _Ready) -> LogPage:
+        call = page.call
+        if call is None:
+            return LogPage(page.partition, (), page.last_position, page.scanned)
+        for reply in page.replies:
+            if isinstance(reply, redis.ResponseError):
+                streams = dict.fromkeys((pointer.stream for pointer in call.pointers), "stream")
+                raise_if_wrong_type(reply, self.raw.for_key(call.key), streams)
+                raise reply
+        events = parse_fetched(call, page.replies)
+        return LogPage(page.partition, tuple(events), page.last_position, page.scanned)
