@@ -11,7 +11,7 @@ import uuid
 import pytest
 import redis
 
-from eventstore import EventStore, RecordedEvent
+from eventstore import EventStore, RecordedEvent, StoredDataError
 from eventstore._redis.readahead import ReadAhead
 from tests.domain import Deposited, Opened
 
@@ -126,3 +126,25 @@ def test_a_connection_dropped_mid_catch_up_repeats_and_skips_nothing(
         for partition, seen in _by_partition(delivered).items():
             assert seen == list(range(1, store.last_position(partition) + 1))
     killer.close()
+
+
+def test_an_event_that_cannot_be_read_fails_in_its_turn_after_the_ones_before(
+    redis_url: str, namespace: str
+) -> None:
+    with EventStore.from_url(redis_url, namespace=namespace) as store:
+        _fill(store, aggregates=3, per=5)
+        stream = store.keys.stream("Account", "acc-1")
+        store.client.xdel(stream, "0-3")  # position 8 now points at nothing
+        delivered: list[RecordedEvent] = []
+        with pytest.raises(StoredDataError) as info:
+            delivered.extend(store.read_all(page_size=100))
+        assert (info.value.stream, info.value.version) == (stream, 3)
+        assert "log position 8 points at a missing event" in str(info.value)
+        assert [recorded.position for recorded in delivered] == list(range(1, 8))
+
+        with store.subscribe(page_size=100, block_ms=50) as subscription:
+            taken: list[RecordedEvent] = []
+            with pytest.raises(StoredDataError):
+                taken.extend(subscription)
+            assert [recorded.position for recorded in taken] == list(range(1, 8))
+            assert str(subscription.checkpoint) == "7"  # resume right before the bad one

@@ -16,7 +16,7 @@ event against ~0.7 for XREAD); ``eventstore verify`` still uses it.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import attrs
@@ -30,10 +30,12 @@ from eventstore._core.replies import field_map, text
 __all__ = [
     "MAX_VERSION",
     "FetchCall",
+    "FollowedPage",
     "LogPage",
     "Pointer",
     "ResolveCall",
     "fetch_call",
+    "iter_fetched",
     "parse_fetched",
     "parse_pointers",
     "parse_resolved",
@@ -66,6 +68,23 @@ class LogPage:
 
     partition: int
     events: tuple[RecordedEvent, ...]
+    last_position: int
+    scanned: int
+
+
+@attrs.frozen
+class FollowedPage:
+    """A page a log follower hands out: a ``LogPage`` whose ``events`` are iterated once.
+
+    Catch-up decodes each event as it is taken (``iter_fetched``): a page's events are
+    not all alive at once, so a consumer that drops them leaves the garbage collector
+    little to trace (measured: 141k against 162k events/s, and 102k against 162k with a
+    million other objects alive in the process). A stored event that does not decode
+    raises when its turn comes.
+    """
+
+    partition: int
+    events: Iterable[RecordedEvent]
     last_position: int
     scanned: int
 
@@ -275,13 +294,17 @@ def _by_stream_version(pointer: Pointer) -> tuple[str, int]:
 
 def parse_fetched(call: FetchCall, replies: Sequence[Any]) -> list[RecordedEvent]:
     """Decode the events of ``call`` in pointer order; a missing one is a ``StoredDataError``."""
+    return list(iter_fetched(call, replies))
+
+
+def iter_fetched(call: FetchCall, replies: Sequence[Any]) -> Iterator[RecordedEvent]:
+    """``parse_fetched``, an event at a time as they are asked for."""
     chunks: dict[str, list[tuple[int, Any]]] = {}  # stream -> (first version, entries) reads
     for reply in replies:
         for key, entries in _xread_items(reply):
             if entries:
                 first = version_of_id(entries[0][0])
                 chunks.setdefault(text(key), []).append((first, entries))
-    events = []
     record = EntryDecoder().record
     for pointer in call.pointers:
         partition, position, stream, version, _, aggregate_type, aggregate_id = pointer
@@ -304,8 +327,7 @@ def parse_fetched(call: FetchCall, replies: Sequence[Any]) -> list[RecordedEvent
         )
         if recorded.position != position:
             _raise_other_position(pointer, recorded.position)
-        events.append(recorded)
-    return events
+        yield recorded
 
 
 def _xread_items(reply: Any) -> Any:

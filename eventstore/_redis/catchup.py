@@ -23,7 +23,7 @@ import redis
 
 from eventstore._core.codec import version_of_id
 from eventstore._core.keys import KeySchema
-from eventstore._core.log import FetchCall, LogPage, fetch_call, parse_fetched, parse_pointers
+from eventstore._core.log import FetchCall, FollowedPage, fetch_call, iter_fetched, parse_pointers
 from eventstore._redis.readahead import ReadAhead
 from eventstore._redis.stored import raise_if_wrong_type
 
@@ -89,7 +89,7 @@ def read_ahead_pages(
     *,
     event_types: Collection[str] | None = None,
     aggregate_types: Collection[str] | None = None,
-) -> Generator[LogPage, None, None]:
+) -> Generator[FollowedPage, None, None]:
     """Pages of each partition of ``cursors`` (partition -> position to read after), in
     turns, until each has given a page shorter than ``page_size`` (that page included).
 
@@ -119,7 +119,7 @@ class _Reader:
         self.lines = _Lines(raw)
         self.ready: dict[int, deque[_Ready]] = {}
 
-    def pages(self, cursors: dict[int, int]) -> Iterator[LogPage]:
+    def pages(self, cursors: dict[int, int]) -> Iterator[FollowedPage]:
         turns = deque(cursors)
         for partition, after in cursors.items():
             self.ready[partition] = deque()
@@ -192,14 +192,14 @@ class _Reader:
         if scanned >= self.page_size:
             self._write_log_read(partition, last)
 
-    def _decoded(self, page: _Ready) -> LogPage:
+    def _decoded(self, page: _Ready) -> FollowedPage:
         call = page.call
         if call is None:
-            return LogPage(page.partition, (), page.last_position, page.scanned)
+            return FollowedPage(page.partition, (), page.last_position, page.scanned)
         for reply in page.replies:
             if isinstance(reply, redis.ResponseError):
                 streams = dict.fromkeys((pointer.stream for pointer in call.pointers), "stream")
                 raise_if_wrong_type(reply, self.raw.for_key(call.key), streams)
                 raise reply
-        events = parse_fetched(call, page.replies)
-        return LogPage(page.partition, tuple(events), page.last_position, page.scanned)
+        events = iter_fetched(call, page.replies)  # decoded as the consumer takes them
+        return FollowedPage(page.partition, events, page.last_position, page.scanned)

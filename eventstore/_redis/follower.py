@@ -12,9 +12,10 @@ of the next page are written before this one is decoded (``read_ahead_pages``), 
 server works while the client decodes; the live phase reads a page at a time.
 
 On a lost connection (or a restarting server) the follower backs off and retries from its
-cursor: a page is only handed out once it is fully read and resolved, and the cursor only
-moves after the consumer is done with it, so a retry repeats nothing delivered and
-skips nothing (pages read ahead are read again).
+cursor: a page is only handed out once its replies are fully read (its events are
+decoded as they are taken), and the cursor only moves after the consumer is done with
+it, so a retry repeats nothing delivered and skips nothing (pages read ahead are read
+again).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from eventstore._core.checkpoint import Checkpoint
 from eventstore._core.codec import version_of_id
 from eventstore._core.errors import SubscriptionError
 from eventstore._core.keys import KeySchema
-from eventstore._core.log import LogPage, Pointer, fetch_call, parse_fetched, parse_pointers
+from eventstore._core.log import FollowedPage, Pointer, fetch_call, parse_fetched, parse_pointers
 from eventstore._core.records import RecordedEvent
 from eventstore._redis.batch import send_batch
 from eventstore._redis.catchup import read_ahead_pages
@@ -90,7 +91,7 @@ class LogFollower:
 
         self._raw = RawClients(client)
 
-    def pages(self) -> Iterator[LogPage]:
+    def pages(self) -> Iterator[FollowedPage]:
         """Yield pages in order per partition; the cursor moves when the consumer resumes."""
         pending = list(range(self.keys.partitions))
         caught_up = yield from self._catch_up(pending)
@@ -107,7 +108,7 @@ class LogFollower:
                 if self.stopped.is_set():
                     return
 
-    def _catch_up(self, pending: list[int]) -> Generator[LogPage, None, bool]:
+    def _catch_up(self, pending: list[int]) -> Generator[FollowedPage, None, bool]:
         """Pages of ``pending`` partitions until each gives a short page (then True), reads
         written ahead (``read_ahead_pages``); reconnects and resumes from the cursor."""
         backoff, delivered = Backoff(), 0
@@ -147,10 +148,10 @@ class LogFollower:
         self.stopped.wait(backoff.next_delay())
         self._raw.refresh()  # a cluster node went away: re-read the slot map
 
-    def _catch_up_round(self, partitions: Sequence[int]) -> list[LogPage]:
+    def _catch_up_round(self, partitions: Sequence[int]) -> list[FollowedPage]:
         return [self._page(p, self.cursor.position(p)) for p in partitions]
 
-    def _page(self, partition: int, after: int) -> LogPage:
+    def _page(self, partition: int, after: int) -> FollowedPage:
         log = self.keys.log(partition)
         raw = self._raw.for_key(log)
         try:
@@ -161,7 +162,7 @@ class LogFollower:
             raise
         return self._resolved(partition, after, cast(list[Any], entries))
 
-    def _wait_live(self) -> list[LogPage]:
+    def _wait_live(self) -> list[FollowedPage]:
         if self.wake is not None:
             return self._poll_live()
         streams = {
@@ -180,7 +181,7 @@ class LogFollower:
             pages.append(self._resolved(partition, self.cursor.position(partition), entries))
         return pages
 
-    def _poll_live(self) -> list[LogPage]:
+    def _poll_live(self) -> list[FollowedPage]:
         # On a cluster one XREAD cannot wait on logs of several slots: poll every log from
         # its cursor, and when all are empty sleep until a Pub/Sub hint (or block_ms).
         # The hint only wakes the reader up: a lost one costs latency, never an event.
@@ -189,9 +190,9 @@ class LogFollower:
             self.wake(self.block_ms / 1000)
         return pages
 
-    def _resolved(self, partition: int, after: int, entries: list[Any]) -> LogPage:
+    def _resolved(self, partition: int, after: int, entries: list[Any]) -> FollowedPage:
         if not entries:
-            return LogPage(partition, (), after, 0)
+            return FollowedPage(partition, (), after, 0)
         pointers = parse_pointers(
             self.keys,
             partition,
@@ -205,7 +206,7 @@ class LogFollower:
             streams = dict.fromkeys((pointer.stream for pointer in pointers), "stream")
             raise_if_wrong_type(exc, self._raw.for_key(pointers[0].stream), streams)
             raise
-        return LogPage(partition, tuple(events), version_of_id(entries[-1][0]), len(entries))
+        return FollowedPage(partition, tuple(events), version_of_id(entries[-1][0]), len(entries))
 
     def _retrying(self, fetch: Callable[[], T]) -> T | None:
         """Run ``fetch``, reconnecting with jittered backoff; ``None`` once stopped."""

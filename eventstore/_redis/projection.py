@@ -51,7 +51,7 @@ from eventstore._core.codec import now_ms, version_of_id
 from eventstore._core.errors import ConfigurationError, ProjectionError
 from eventstore._core.groups import describe_error
 from eventstore._core.keys import validate_name
-from eventstore._core.log import LogPage
+from eventstore._core.log import FollowedPage
 from eventstore._core.projections import ProjectionFailure, failure_fields, parse_failure
 from eventstore._core.records import RecordedEvent
 from eventstore._redis.connections import close_dedicated, dedicated_client
@@ -389,7 +389,7 @@ class Projection:
 
     # -- applying a page ------------------------------------------------------------------
 
-    def _apply(self, page: LogPage) -> None:
+    def _apply(self, page: FollowedPage) -> None:
         start = self._committed.position(page.partition)
         with self.store.client.pipeline(transaction=True) as pipe:
             batch = _Batch(pipe, page.partition, committed=start, handled=start)
