@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import socket
 import subprocess
@@ -23,6 +24,15 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+_PORT_TAKEN = re.compile(r"listening socket \S*:(\d+): bind: Address already in use")
+
+
+class _PortTaken(RuntimeError):
+    def __init__(self, port: int, message: str) -> None:
+        super().__init__(message)
+        self.port = port
 
 
 @attrs.frozen
@@ -68,6 +78,7 @@ class RedisServer:
             **(config or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None
+        self._started = False  # once started, restarts keep the port
 
     @property
     def url(self) -> str:
@@ -86,7 +97,8 @@ class RedisServer:
             "--tls-auth-clients", "yes",
         ]  # fmt: skip
 
-    def start(self) -> None:
+    def start(self, *, attempt: int = 1) -> None:
+        """Start the server and wait until it answers."""
         args = [
             self.binary,
             *self._listen_args(),
@@ -100,7 +112,25 @@ class RedisServer:
         for name, value in self.config.items():
             args += [f"--{name}", *value.split(" ")] if value != '""' else [f"--{name}", ""]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except _PortTaken as taken:
+            # free_port() only said the port was free a moment ago: a client connection
+            # may have taken it since. A first start moves to another port (or cluster
+            # bus port); a restart must keep its port, which clients know.
+            if self._started or attempt >= 5:
+                raise RuntimeError(str(taken)) from None
+            self._move_off(taken.port)
+            self.start(attempt=attempt + 1)
+            return
+        self._started = True
+
+    def _move_off(self, port: int) -> None:
+        if port == self.port:
+            self.port = free_port()
+        for name, value in self.config.items():
+            if value == str(port):
+                self.config[name] = str(free_port())
 
     def stop(self, *, kill: bool = False) -> None:
         """Stop the server: SIGTERM (clean shutdown) or, with ``kill``, SIGKILL."""
@@ -138,9 +168,14 @@ class RedisServer:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
+                self.process = None
                 log = self.directory / "redis.log"
                 text = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-                raise RuntimeError(f"redis-server exited on port {self.port}: {text}")
+                message = f"redis-server exited on port {self.port}: {text}"
+                taken = _PORT_TAKEN.search(text)
+                if taken is not None:
+                    raise _PortTaken(int(taken.group(1)), message)
+                raise RuntimeError(message)
             try:
                 with contextlib.closing(self.client()) as client:
                     if client.ping():
