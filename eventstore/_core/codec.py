@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from aggregates import DomainEvent, UpcastError, event_class, upcast
 from eventstore._core.errors import InvalidEvent, StoredDataError, UnknownEventType
-from eventstore._core.records import NewEvent, RecordedEvent, recorded_event
+from eventstore._core.records import NewEvent, RecordedEvent, UnfrozenRecord, recorded_event
 from eventstore._core.replies import field_map
 
 __all__ = [
@@ -285,22 +285,20 @@ class EntryDecoder:
         """The entry as a ``RecordedEvent`` (see ``decode_fields``)."""
         fast = self._fast(fields)
         if fast is not None:
-            event, position, event_id, recorded_at, known = fast
-            return recorded_event(
-                event,
-                aggregate_type,
-                aggregate_id,
-                version,
-                position,
-                partition,
-                event_id,
-                recorded_at,
-                {},
-                None,
-                None,
-                known[0],
-                known[3],
-            )
+            # recorded_event(...) inlined: catch-up builds one per event, a call is ~0.1 us
+            record: Any = UnfrozenRecord()
+            record.event, record.position, record.event_id, record.recorded_at, known = fast
+            record.aggregate_type = aggregate_type
+            record.aggregate_id = aggregate_id
+            record.version = version
+            record.partition = partition
+            record.metadata = {}
+            record.correlation_id = None
+            record.causation_id = None
+            record.event_type = known[0]
+            record.schema_version = known[3]
+            record.__class__ = RecordedEvent
+            return cast(RecordedEvent, record)
         return decode_fields(
             stream,
             entry_id,

@@ -178,7 +178,10 @@ def _stream_of(
     if target is None:
         reason = f"not an aggregate of partition {partition}: {text_ref!r}"
         raise StoredDataError(log_key, position, "k", reason)
-    stream = schema.stream(target.aggregate_type, target.aggregate_id)
+    if text_ref.startswith("{"):  # a whole stream key, as written by earlier versions
+        stream = schema.stream(target.aggregate_type, target.aggregate_id)
+    else:  # <type>:<id>, whose partition pointer_target checked (no second CRC-32)
+        stream = schema.stream_in(partition, target.aggregate_type, target.aggregate_id)
     return stream, target.aggregate_type, target.aggregate_id
 
 
@@ -299,23 +302,25 @@ def parse_fetched(call: FetchCall, replies: Sequence[Any]) -> list[RecordedEvent
 
 def iter_fetched(call: FetchCall, replies: Sequence[Any]) -> Iterator[RecordedEvent]:
     """``parse_fetched``, an event at a time as they are asked for."""
-    chunks: dict[str, list[tuple[int, Any]]] = {}  # stream -> (first version, entries) reads
+    # stream -> its reads: (first version, entries, whether ids run 0-<first> on without a gap)
+    chunks: dict[str, list[tuple[int, Any, bool]]] = {}
     for reply in replies:
         for key, entries in _xread_items(reply):
             if entries:
                 first = version_of_id(entries[0][0])
-                chunks.setdefault(text(key), []).append((first, entries))
+                dense = entries[0][0] == b"0-%d" % first and entries[-1][0] == b"0-%d" % (
+                    first + len(entries) - 1
+                )  # ids only grow: the ends checked, every id is 0-<first + offset>
+                chunks.setdefault(text(key), []).append((first, entries, dense))
     record = EntryDecoder().record
     for pointer in call.pointers:
         partition, position, stream, version, _, aggregate_type, aggregate_id = pointer
         chunk = chunks.get(stream, ())
         entry = None
-        if len(chunk) == 1:  # the usual case, inline: one read of the stream, ids 0-<n>
-            first, entries = chunk[0]
-            if 0 <= version - first < len(entries):
+        if len(chunk) == 1:  # the usual case, inline: one read of the stream, no gaps
+            first, entries, dense = chunk[0]
+            if dense and 0 <= version - first < len(entries):
                 entry = entries[version - first]
-                if entry[0] != b"0-%d" % version:
-                    entry = None
         if entry is None:
             entry = _find(chunk, version)
         if entry is None:
@@ -339,13 +344,13 @@ def _xread_items(reply: Any) -> Any:
     return reply
 
 
-def _find(chunks: Sequence[tuple[int, Any]], version: int) -> Any:
+def _find(chunks: Sequence[tuple[int, Any, bool]], version: int) -> Any:
     wanted = b"0-%d" % version
-    for first, entries in chunks:  # the entry sits at its offset from the read's first one
+    for first, entries, _ in chunks:  # the entry sits at its offset from the read's first one
         offset = version - first
         if 0 <= offset < len(entries) and entries[offset][0] == wanted:
             return entries[offset]
-    for _, entries in chunks:  # ids with holes (not written by us): look everywhere
+    for _, entries, _ in chunks:  # ids with holes (not written by us): look everywhere
         for entry in entries:
             if entry[0] == wanted:
                 return entry

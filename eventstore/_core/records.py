@@ -10,7 +10,15 @@ import attrs
 
 from aggregates import DomainEvent
 
-__all__ = ["AppendResult", "Entries", "NewEvent", "RecordedEvent", "Snapshot", "recorded_event"]
+__all__ = [
+    "AppendResult",
+    "Entries",
+    "NewEvent",
+    "RecordedEvent",
+    "Snapshot",
+    "UnfrozenRecord",
+    "recorded_event",
+]
 
 Entries = list[tuple[bytes, dict[bytes, bytes]]]
 """Stream entries as redis-py returns them without decoding: ``(id, fields)`` pairs."""
@@ -82,8 +90,9 @@ class RecordedEvent(_RecordedEventSlots):
         return self.event.model_dump(mode="json")
 
 
-class _Unfrozen(_RecordedEventSlots):
-    """Same layout as ``RecordedEvent``, without its frozen ``__setattr__``."""
+class UnfrozenRecord(_RecordedEventSlots):
+    """Same layout as ``RecordedEvent``, without its frozen ``__setattr__``: fill every
+    slot, then set ``__class__ = RecordedEvent`` (see ``recorded_event``)."""
 
     __slots__ = ()
 
@@ -110,7 +119,7 @@ def recorded_event(  # noqa: PLR0917 (every field, in order: it is a constructor
     an unfrozen twin of the same layout, then a class switch, take 0.3 us. The result is
     an ordinary, frozen ``RecordedEvent`` (a test compares the two ways field by field).
     """
-    record: Any = _Unfrozen()  # its slots are RecordedEvent's fields, typed there
+    record: Any = UnfrozenRecord()  # its slots are RecordedEvent's fields, typed there
     record.event = event
     record.aggregate_type = aggregate_type
     record.aggregate_id = aggregate_id
