@@ -76,10 +76,12 @@ class KeySchema:
         return partition_of(aggregate_id, self.partitions)
 
     def stream(self, aggregate_type: str, aggregate_id: str) -> str:
-        return self.stream_in(self.partition_of(aggregate_id), aggregate_type, aggregate_id)
+        part = self.partition_of(aggregate_id)
+        return f"{self.tag(part)}:a:{aggregate_type}:{aggregate_id}"
 
     def stream_in(self, partition: int, aggregate_type: str, aggregate_id: str) -> str:
-        """``stream(...)`` when the caller knows the aggregate's partition already."""
+        """``stream(...)`` when the caller knows the aggregate's partition already (the
+        same key: a test holds them together)."""
         return f"{self.tag(partition)}:a:{aggregate_type}:{aggregate_id}"
 
     def snapshot(self, aggregate_type: str, aggregate_id: str) -> str:
