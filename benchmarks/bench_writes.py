@@ -1,7 +1,9 @@
 """Workloads 1-3: appending.
 
 1. one event with an expected version: ``store.append`` p50/p99 next to one raw XADD round
-   trip; command + ``Repository.save`` next to command + eventsourcing ``app.save``;
+   trip, and the ceiling, one raw EVALSHA of the least atomic expected-version append in
+   our layout, next to it too; command + ``Repository.save`` next to command +
+   eventsourcing ``app.save``;
 2. 1,000 aggregates x 10 events, one save each (events/s): next to one raw EVALSHA per
    aggregate carrying its 10 XADDs, a raw pipeline of 10 XADDs, and eventsourcing;
 3. 10,000 events, one save per event, and get + command + save per event (events/s),
@@ -10,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any
@@ -39,6 +42,40 @@ def _latencies(samples: int, once: Any) -> Figures:
     return {"p50": percentile(times, 50) * 1e6, "p99": percentile(times, 99) * 1e6}
 
 
+APPEND_CEILING_SCRIPT = """
+-- The least an append with an expected version does, atomically, in our layout.
+-- KEYS: stream, log, position counter. ARGV: expected version, type, schema version,
+-- event id, time (ms), data (JSON), pointer (<type>:<id>). No checks of the input.
+local version = redis.call('XLEN', KEYS[1])
+if version ~= tonumber(ARGV[1]) then return {'conflict', version} end
+local position = redis.call('INCR', KEYS[3])
+redis.call('XADD', KEYS[1], '0-' .. (version + 1), 't', ARGV[2], 's', ARGV[3], 'i', ARGV[4],
+           'ts', ARGV[5], 'p', position, 'd', ARGV[6])
+redis.call('XADD', KEYS[2], '0-' .. position, 'k', ARGV[7], 'v', version + 1, 't', ARGV[2])
+return {'ok', version + 1, position}
+"""
+
+
+def _append_ceiling(bench: Bench) -> Any:
+    """One raw EVALSHA of ``APPEND_CEILING_SCRIPT`` per event: a fresh event id and time,
+    the payload encoded once, no framework."""
+    client = bench.client()
+    sha = client.script_load(APPEND_CEILING_SCRIPT)
+    keys = [bench.raw_key(part) for part in ("stream", "log", "pos")]
+    data = json.dumps({"amount": 1})
+    version = [0]
+
+    def append() -> None:
+        event_id, now_ms = str(uuid.uuid4()), int(time.time() * 1000)
+        args = (version[0], "BenchDeposited", 1, event_id, now_ms, data, "BenchAccount:raw")
+        reply = client.evalsha(sha, 3, *keys, *args)
+        if reply[0] != b"ok":
+            raise RuntimeError(f"the ceiling's append was refused: {reply!r}")
+        version[0] += 1
+
+    return append
+
+
 def _single_runs(bench: Bench, store: EventStore, apps: dict[str, Bank]) -> dict[str, Run]:
     samples = bench.sizes.latency_samples
     client = bench.client()
@@ -46,6 +83,7 @@ def _single_runs(bench: Bench, store: EventStore, apps: dict[str, Bank]) -> dict
     account, aggregate_id, version = new_account(1), str(uuid.uuid4()), [0]
     repository.save(account)
     event, raw_key, fields = BenchDeposited(amount=1), bench.raw_key("xadd"), payload(1)
+    ceiling = _append_ceiling(bench)
 
     def append() -> None:
         store.append(AGGREGATE_TYPE, aggregate_id, [event], expected_version=version[0])
@@ -59,6 +97,7 @@ def _single_runs(bench: Bench, store: EventStore, apps: dict[str, Bank]) -> dict
         "raw": lambda: _latencies(samples, lambda: client.xadd(raw_key, fields)),  # type: ignore[arg-type]
         "append": lambda: _latencies(samples, append),
         "save": lambda: _latencies(samples, save),
+        "ceiling": lambda: _latencies(samples, ceiling),
     }
     for name, app in apps.items():
         runs[name] = _es_single_run(app, samples)
@@ -91,6 +130,20 @@ def _workload1(bench: Bench, apps: dict[str, Bank]) -> list[Row]:
                 "raw XADD round trip",
                 stats["raw"][q],
                 ours_name="store.append",
+                note=note,
+            )
+        )
+        rows.append(
+            Row(
+                f"w1.ceiling.{q}",
+                1,
+                f"append 1 event, expected version: {q}",
+                "us",
+                stats["ceiling"][q],
+                "raw XADD round trip",
+                stats["raw"][q],
+                ours_name="ceiling: raw EVALSHA of the least atomic expected-version append "
+                "(XLEN check, INCR, 2 XADD), no framework",
                 note=note,
             )
         )
