@@ -8,9 +8,9 @@ on one connection per server (``ReadAhead``)::
     read events n     -> read log n + 1 -> write "fetch events n + 1", "log page n + 2"
     decode events n, hand the page out      (meanwhile the server reads ahead)
 
-Partitions take turns a page at a time, as before. Replies come back in the order the
-commands were written, per connection: a reply read before its page's turn waits in its
-partition's queue (at most two pages per partition are in flight).
+Partitions take turns a page at a time. Replies come back in the order the commands were
+written, per connection: a reply read before its page's turn waits in its partition's
+queue (at most two pages per partition are in flight).
 """
 
 from __future__ import annotations
@@ -103,6 +103,8 @@ def read_ahead_pages(
 
 
 class _Reader:
+    """The state of one ``read_ahead_pages``: its lines, and pages read but not handed out."""
+
     def __init__(
         self,
         keys: KeySchema,
@@ -149,17 +151,16 @@ class _Reader:
     def _read_logs_ahead(self, partition: int) -> None:
         """Read the log pages already answered behind this one, writing their fetches."""
         line, written = self.lines.for_key(self.keys.log(partition))
-        while written and type(written[0]) is _LogRead:
+        while written and isinstance(written[0], _LogRead):
             self._read_next(line, written)
 
     def _read_next(self, line: ReadAhead, written: deque[_LogRead | _EventsRead]) -> None:
         read = written[0]
-        if type(read) is _LogRead:
+        if isinstance(read, _LogRead):
             (entries,) = line.read(1)
             written.popleft()
             self._on_log_page(read, entries)
         else:
-            assert type(read) is _EventsRead
             replies = line.read(len(read.call.commands))
             written.popleft()
             ready = _Ready(read.partition, read.call, replies, read.last_position, read.scanned)
