@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-__all__ = ["send_batch"]
+__all__ = ["send_batch", "send_on"]
 
 
 def send_batch(client: redis.Redis, commands: Sequence[Sequence[Any]]) -> list[Any]:
@@ -28,6 +28,14 @@ def send_batch(client: redis.Redis, commands: Sequence[Sequence[Any]]) -> list[A
     pool = client.connection_pool
     connection: Any = pool.get_connection()  # redis-py leaves its methods untyped
     try:
+        return send_on(connection, commands)
+    finally:
+        pool.release(connection)
+
+
+def send_on(connection: Any, commands: Sequence[Sequence[Any]]) -> list[Any]:
+    """``send_batch`` on a connection the caller holds (it stays in step, or is dropped)."""
+    try:
         replies: list[Any] = connection.retry.call_with_retry(
             lambda: _round_trip(connection, commands),
             lambda _error: connection.disconnect(),
@@ -35,8 +43,6 @@ def send_batch(client: redis.Redis, commands: Sequence[Sequence[Any]]) -> list[A
     except BaseException:
         connection.disconnect()
         raise
-    finally:
-        pool.release(connection)
     for reply in replies:
         if isinstance(reply, redis.ResponseError):
             raise reply

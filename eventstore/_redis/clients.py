@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterable, Sequence
 from importlib import resources
 from typing import Any, cast
@@ -11,12 +13,14 @@ from redis.cluster import RedisCluster
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
-from eventstore._redis.batch import send_batch
+from eventstore._redis.batch import send_batch, send_on
 
 __all__ = [
     "DEFAULT_SOCKET_TIMEOUT",
+    "HotScript",
     "as_cluster_url",
     "cluster_url",
+    "load_hot_script",
     "load_script",
     "open_client",
     "release_cluster_nodes",
@@ -27,31 +31,58 @@ __all__ = [
 # timeout must stay above that or redis-py times out and silently retries the read.
 DEFAULT_SOCKET_TIMEOUT = 30.0
 
-
-def load_script(client: redis.Redis, name: str, *, hot: bool = False) -> Script:
-    """Register ``lua/<name>.lua`` on ``client`` (EVALSHA, reloaded after NOSCRIPT).
-
-    ``hot``: a script called on every operation (the append), as a ``_HotScript``.
-    """
-    source = resources.files("eventstore._redis").joinpath("lua", f"{name}.lua").read_text()
-    return _HotScript(client, source) if hot else client.register_script(source)
+LINE_MIN_POOL = 16
+"""The smallest pool (``max_connections``) the append script holds a connection out of."""
 
 
-class _HotScript(Script):
-    """redis-py's ``Script`` for the append, sent the way ``send_batch`` sends reads.
+def load_script(client: redis.Redis, name: str) -> Script:
+    """Register ``lua/<name>.lua`` on ``client`` (EVALSHA, reloaded after NOSCRIPT)."""
+    return client.register_script(_source(name))
+
+
+def load_hot_script(client: redis.Redis, name: str) -> HotScript:
+    """``load_script`` for a script called on every operation (the append): see
+    ``HotScript``; ``release()`` it when the client is closed."""
+    return HotScript(client, _source(name))
+
+
+def _source(name: str) -> str:
+    return resources.files("eventstore._redis").joinpath("lua", f"{name}.lua").read_text()
+
+
+class HotScript(Script):
+    """redis-py's ``Script`` for the append, sent the way ``send_batch`` sends reads, on a
+    connection of its own when it is free.
 
     ``Script.__call__`` checks for a pipeline per call (an import and an isinstance
-    through typing's Protocol check: ~1.8 us), and ``execute_command`` goes through
-    redis-py's deprecation wrapper, observability hooks and callback lookup. On a single
-    server the EVALSHA is written on a pooled connection and its reply read back, with
-    the connection's own retry policy (measured, calls interleaved with a raw XADD round
-    trip: 2.06x -> 1.68x of it). On a cluster, ``evalsha`` routes it by its first key.
-    Loaded again after NOSCRIPT either way.
+    through typing's Protocol check: ~1.8 us), ``execute_command`` goes through redis-py's
+    deprecation wrapper, observability hooks and callback lookup, and taking a connection
+    from redis-py 8's pool and giving it back costs ~7 us (a lock, a poll for stray data,
+    metrics). On a single server the script keeps one pooled connection checked out (its
+    *line*). An append that finds the line free checks it as the pool checks what it
+    hands out (one the server closed meanwhile connects again), writes its EVALSHA there
+    and reads the reply, with the connection's own retry policy. One that finds it busy
+    (another thread appending) takes a pooled connection as reads do. After a fork the
+    child takes a line of its own; ``release()`` gives the line back. A line is held only
+    out of redis-py's plain ``ConnectionPool`` allowing at least ``LINE_MIN_POOL``
+    connections (its default allows 2**31): out of a small or blocking pool it could
+    starve the other commands. On a cluster, ``evalsha`` routes the call by its first
+    key. Loaded again after NOSCRIPT either way.
     """
 
     def __init__(self, registered_client: Any, script: str) -> None:
         super().__init__(registered_client, script)
         self._direct = not isinstance(registered_client, RedisCluster)
+        # a connection held out of a bounded pool could starve the store's other commands
+        pool = getattr(registered_client, "connection_pool", None)
+        self._holds_line = (
+            self._direct
+            and type(pool) is redis.ConnectionPool
+            and pool.max_connections >= LINE_MIN_POOL
+        )
+        self._line: Any = None  # a connection of the client's pool, checked out
+        self._line_pid = 0
+        self._line_lock = threading.Lock()
 
     def __call__(
         self,
@@ -71,9 +102,43 @@ class _HotScript(Script):
 
     def _evalsha(self, keys: tuple[Any, ...], args: tuple[Any, ...]) -> Any:
         client: Any = self.registered_client  # a Redis when _direct, else a RedisCluster
-        if self._direct:
-            return send_batch(client, [("EVALSHA", self.sha, len(keys), *keys, *args)])[0]
-        return client.evalsha(self.sha, len(keys), *keys, *args)
+        if not self._direct:
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+        command = ("EVALSHA", self.sha, len(keys), *keys, *args)
+        if not self._holds_line or not self._line_lock.acquire(blocking=False):
+            return send_batch(client, [command])[0]  # no line, or busy: a pooled connection
+        try:
+            line = self._line
+            if line is None or self._line_pid != os.getpid():
+                # a forked child must not share its parent's socket: it takes its own
+                line = self._line = client.connection_pool.get_connection()
+                self._line_pid = os.getpid()
+            else:
+                _check_idle(line)
+            return send_on(line, [command])[0]
+        finally:
+            self._line_lock.release()
+
+    def release(self) -> None:
+        """Give the line back to the pool (the next append takes it again)."""
+        with self._line_lock:
+            line, self._line = self._line, None
+            if line is not None and self._line_pid == os.getpid():
+                pool = cast(redis.Redis, self.registered_client).connection_pool
+                pool.release(line)
+
+
+def _check_idle(connection: Any) -> None:
+    """What the pool checks before it hands a connection out: one with something to read
+    while idle was closed by the server (a kill, a timeout, a restart) or is out of step;
+    it is dropped, and the next write connects again. Without this an append after such
+    a close would fail on a client without retries (redis-py's ``from_url`` default)."""
+    try:
+        stale = connection.can_read()
+    except (redis.ConnectionError, OSError):
+        stale = True
+    if stale:
+        connection.disconnect()
 
 
 def open_client(url: str, *, cluster: bool = False, **options: Any) -> redis.Redis:

@@ -42,6 +42,7 @@ from eventstore._core.scripts import (
 )
 from eventstore._redis.batch import send_batch
 from eventstore._redis.clients import (
+    load_hot_script,
     load_script,
     open_client,
     release_cluster_nodes,
@@ -113,7 +114,7 @@ class EventStore:
         # sharded notifications (SPUBLISH) need a cluster whose every primary has them
         sharded = self.is_cluster and all(info.has_sharded_pubsub for info in self.servers)
         self.live_channels = LiveChannels(self.keys, sharded=sharded)
-        self._append = load_script(client, "append", hot=True)
+        self._append = load_hot_script(client, "append")
         self._snapshot = load_script(client, "snapshot")
         self._raw = RawClients(client)  # reads parsed by the core, without reply callbacks
         self._trim = load_script(client, "trim")  # issue 4
@@ -194,6 +195,7 @@ class EventStore:
 
     def close(self) -> None:
         """Release connections (and stop an embedded server nobody else uses)."""
+        self._append.release()
         _close_client(self.client)
         if self._embedded is not None:
             server, self._embedded = self._embedded, None
