@@ -16,21 +16,21 @@ queue (at most two pages per partition are in flight).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Collection, Generator, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Callable, Generator, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 import redis
 
 from eventstore._core.codec import version_of_id
 from eventstore._core.keys import KeySchema
-from eventstore._core.log import FetchCall, FollowedPage, fetch_call, iter_fetched, parse_pointers
+from eventstore._core.log import FetchCall, FollowedPage, Pointer, fetch_call, iter_fetched
 from eventstore._redis.readahead import ReadAhead
 from eventstore._redis.stored import raise_if_wrong_type
 
 if TYPE_CHECKING:
     from eventstore._redis.shards import RawClients  # shards imports the follower
 
-__all__ = ["read_ahead_pages"]
+__all__ = ["raise_refused_fetch", "read_ahead_pages"]
 
 
 class _LogRead(NamedTuple):
@@ -86,16 +86,15 @@ def read_ahead_pages(
     raw: RawClients,
     cursors: dict[int, int],
     page_size: int,
-    *,
-    event_types: Collection[str] | None = None,
-    aggregate_types: Collection[str] | None = None,
+    pointers: Callable[[int, list[Any]], list[Pointer]],
 ) -> Generator[FollowedPage, None, None]:
     """Pages of each partition of ``cursors`` (partition -> position to read after), in
     turns, until each has given a page shorter than ``page_size`` (that page included).
+    ``pointers(partition, entries)`` parses a log page, filters applied.
 
     Stopping early (``close()``) disconnects the connections with replies still unread.
     """
-    reader = _Reader(keys, raw, page_size, event_types, aggregate_types)
+    reader = _Reader(keys, raw, page_size, pointers)
     try:
         yield from reader.pages(cursors)
     finally:
@@ -110,14 +109,12 @@ class _Reader:
         keys: KeySchema,
         raw: RawClients,
         page_size: int,
-        event_types: Collection[str] | None,
-        aggregate_types: Collection[str] | None,
+        pointers: Callable[[int, list[Any]], list[Pointer]],
     ) -> None:
         self.keys = keys
         self.raw = raw
         self.page_size = page_size
-        self.event_types = event_types
-        self.aggregate_types = aggregate_types
+        self.pointers = pointers
         self.lines = _Lines(raw)
         self.ready: dict[int, deque[_Ready]] = {}
 
@@ -175,13 +172,7 @@ class _Reader:
         if not entries:
             self.ready[partition].append(_Ready(partition, None, (), read.after, 0))
             return
-        pointers = parse_pointers(
-            self.keys,
-            partition,
-            entries,
-            event_types=self.event_types,
-            aggregate_types=self.aggregate_types,
-        )
+        pointers = self.pointers(partition, entries)
         last, scanned = version_of_id(entries[-1][0]), len(entries)
         if pointers:
             call = fetch_call(pointers)
@@ -199,8 +190,16 @@ class _Reader:
             return FollowedPage(page.partition, (), page.last_position, page.scanned)
         for reply in page.replies:
             if isinstance(reply, redis.ResponseError):
-                streams = dict.fromkeys((pointer.stream for pointer in call.pointers), "stream")
-                raise_if_wrong_type(reply, self.raw.for_key(call.key), streams)
-                raise reply
+                raise_refused_fetch(reply, self.raw, call.pointers)
         events = iter_fetched(call, page.replies)  # decoded as the consumer takes them
         return FollowedPage(page.partition, events, page.last_position, page.scanned)
+
+
+def raise_refused_fetch(
+    exc: redis.ResponseError, raw: RawClients, pointers: Sequence[Pointer]
+) -> NoReturn:
+    """The error reply to fetching ``pointers``' events: ``StoredDataError`` naming the key
+    of the wrong type if that is what it was, else the reply itself."""
+    streams = dict.fromkeys((pointer.stream for pointer in pointers), "stream")
+    raise_if_wrong_type(exc, raw.for_key(pointers[0].stream), streams)
+    raise exc

@@ -35,7 +35,7 @@ from eventstore._core.keys import KeySchema
 from eventstore._core.log import FollowedPage, Pointer, fetch_call, parse_fetched, parse_pointers
 from eventstore._core.records import RecordedEvent
 from eventstore._redis.batch import send_batch
-from eventstore._redis.catchup import read_ahead_pages
+from eventstore._redis.catchup import raise_refused_fetch, read_ahead_pages
 from eventstore._redis.stored import raise_if_wrong_type
 
 if TYPE_CHECKING:
@@ -116,14 +116,7 @@ class LogFollower:
             if self.stopped.is_set():
                 return False
             cursors = {partition: self.cursor.position(partition) for partition in pending}
-            pages = read_ahead_pages(
-                self.keys,
-                self._raw,
-                cursors,
-                self.page_size,
-                event_types=self.event_types,
-                aggregate_types=self.aggregate_types,
-            )
+            pages = read_ahead_pages(self.keys, self._raw, cursors, self.page_size, self._pointers)
             try:
                 with contextlib.closing(pages):
                     for page in pages:
@@ -193,20 +186,22 @@ class LogFollower:
     def _resolved(self, partition: int, after: int, entries: list[Any]) -> FollowedPage:
         if not entries:
             return FollowedPage(partition, (), after, 0)
-        pointers = parse_pointers(
+        pointers = self._pointers(partition, entries)
+        try:
+            events = fetch_events(self._raw, pointers)
+        except redis.ResponseError as exc:
+            raise_refused_fetch(exc, self._raw, pointers)
+        return FollowedPage(partition, tuple(events), version_of_id(entries[-1][0]), len(entries))
+
+    def _pointers(self, partition: int, entries: list[Any]) -> list[Pointer]:
+        """A log page's pointers that pass the filters."""
+        return parse_pointers(
             self.keys,
             partition,
             entries,
             event_types=self.event_types,
             aggregate_types=self.aggregate_types,
         )
-        try:
-            events = fetch_events(self._raw, pointers)
-        except redis.ResponseError as exc:
-            streams = dict.fromkeys((pointer.stream for pointer in pointers), "stream")
-            raise_if_wrong_type(exc, self._raw.for_key(pointers[0].stream), streams)
-            raise
-        return FollowedPage(partition, tuple(events), version_of_id(entries[-1][0]), len(entries))
 
     def _retrying(self, fetch: Callable[[], T]) -> T | None:
         """Run ``fetch``, reconnecting with jittered backoff; ``None`` once stopped."""
