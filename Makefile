@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck contracts pytest bench docs clean
+.PHONY: demo test lint typecheck contracts pytest bench docs unasync clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ $(VENV)/.installed-bench: $(BIN)/python pyproject.toml
 # quick by default; `make bench BENCH_ARGS=--full` for the issue's sizes everywhere
 bench: $(VENV)/.installed-bench
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+# the sync front's flow modules, generated from eventstore/_async (tests check they are current)
+unasync: $(STAMP)
+	$(BIN)/python tests/unasync.py
 
 docs: $(STAMP)
 	$(BIN)/pytest tests/test_docs.py

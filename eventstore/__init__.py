@@ -8,6 +8,12 @@
     accounts = Repository(store, Account, snapshot_every=100)
     accounts.save(account)
     account = accounts.get(account.id)
+
+The asyncio front has the same names with ``Async`` in front, awaited::
+
+    store = await AsyncEventStore.from_url("redis://127.0.0.1:6379/0", namespace="bank")
+    accounts = AsyncRepository(store, Account, snapshot_every=100)
+    await accounts.save(account)
 """
 
 from eventstore._core.acl import acl_rule
@@ -42,6 +48,9 @@ from eventstore._core.notifications import LiveChannels, LiveNotification, LiveS
 from eventstore._core.projections import ProjectionFailure
 from eventstore._core.records import AppendResult, NewEvent, RecordedEvent, Snapshot
 from eventstore._core.redact import redact_url
+from eventstore._async.repository import AsyncRepository
+from eventstore._async.store import AsyncEventStore
+from eventstore._async.subscription import AsyncCatchUpSubscription
 from eventstore._redis.groups import ConsumerGroup
 from eventstore._redis.live import LiveFeed
 from eventstore._redis.projection import Projection, ProjectionContext
@@ -53,6 +62,10 @@ from eventstore._redis.worker import Worker, WorkerStats
 __all__ = [
     "EventStore",
     "Repository",
+    # the asyncio front
+    "AsyncEventStore",
+    "AsyncRepository",
+    "AsyncCatchUpSubscription",
     "Durability",
     "ExpectedVersion",
     "KeySchema",
@@ -71,14 +84,14 @@ __all__ = [
     "UnsafeServerConfig",
     "DurabilityError",
     "OutOfMemory",
-    # security and limits (issue 6)
+    # security and limits
     "acl_rule",
     "redact_url",
     "Limits",
     "PermissionDenied",
     "EventTooLarge",
     "BatchTooLarge",
-    # consumer groups (issue 4)
+    # consumer groups
     "ConsumerGroup",
     "Worker",
     "WorkerStats",
@@ -89,7 +102,7 @@ __all__ = [
     "GroupNotFound",
     "DeadLetterNotFound",
     "WorkerDisconnected",
-    # reading (issue 3)
+    # reading
     "Checkpoint",
     "FROM_NOW",
     "CatchUpSubscription",

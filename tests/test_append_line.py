@@ -74,7 +74,7 @@ def test_a_line_the_server_closed_reconnects_even_without_retries(
     client = redis.Redis.from_url(redis_url, retry=Retry(NoBackoff(), 0))  # no retries
     killer = redis.Redis.from_url(redis_url)
     try:
-        store = EventStore(client, namespace=namespace)
+        store = EventStore.open(client, namespace=namespace)
         _deposits(store, "idle", 3)
         for version in range(3, 6):  # killed right before the append, as the pool would see
             assert killer.client_kill_filter(_type="normal", skipme=True) >= 1
@@ -95,7 +95,7 @@ def test_a_small_or_blocking_pool_lends_no_line(
     client = redis.Redis(connection_pool=pool)
     errors: list[BaseException] = []
     try:
-        store = EventStore(client, namespace=namespace)
+        store = EventStore.open(client, namespace=namespace)
 
         def run(name: str) -> None:  # two threads: both connections in use at times
             try:
@@ -121,7 +121,7 @@ def test_closing_the_store_gives_the_line_back(redis_url: str, namespace: str) -
     client = redis.Redis.from_url(redis_url)
     pool = client.connection_pool
     try:
-        store = EventStore(client, namespace=namespace)
+        store = EventStore.open(client, namespace=namespace)
         _deposits(store, "held", 3)
         assert len(pool._in_use_connections) == 1  # the line, between appends
         store.close()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from importlib import resources
 from typing import Any, cast
 
@@ -19,11 +20,14 @@ __all__ = [
     "DEFAULT_SOCKET_TIMEOUT",
     "HotScript",
     "as_cluster_url",
+    "close_client",
     "cluster_url",
     "load_hot_script",
     "load_script",
+    "node_clients",
     "open_client",
     "release_cluster_nodes",
+    "script_source",
     "shard_client",
 ]
 
@@ -37,16 +41,17 @@ LINE_MIN_POOL = 16
 
 def load_script(client: redis.Redis, name: str) -> Script:
     """Register ``lua/<name>.lua`` on ``client`` (EVALSHA, reloaded after NOSCRIPT)."""
-    return client.register_script(_source(name))
+    return client.register_script(script_source(name))
 
 
 def load_hot_script(client: redis.Redis, name: str) -> HotScript:
     """``load_script`` for a script called on every operation (the append): see
     ``HotScript``; ``release()`` it when the client is closed."""
-    return HotScript(client, _source(name))
+    return HotScript(client, script_source(name))
 
 
-def _source(name: str) -> str:
+def script_source(name: str) -> str:
+    """The text of ``lua/<name>.lua``."""
     return resources.files("eventstore._redis").joinpath("lua", f"{name}.lua").read_text()
 
 
@@ -199,3 +204,42 @@ def release_cluster_nodes(client: RedisCluster) -> None:
     for node in nodes:
         if node.redis_connection is not None:
             node.redis_connection.connection_pool.disconnect()
+
+
+def close_client(client: redis.Redis) -> None:
+    """Close ``client`` (and, on a cluster, every node pool it holds)."""
+    client.close()
+    if isinstance(client, RedisCluster):
+        release_cluster_nodes(client)
+
+
+@contextlib.contextmanager
+def node_clients(client: redis.Redis) -> Iterator[dict[str, redis.Redis]]:
+    """A client per primary of a cluster by ``host:port``, closed on exit; else ``{"": client}``.
+
+    For server-level commands (INFO, CONFIG GET) that a cluster client sends to one node.
+    """
+    if not isinstance(client, RedisCluster):
+        yield {"": client}
+        return
+    with contextlib.ExitStack() as stack:
+        yield {
+            node.name: stack.enter_context(_probe(node.redis_connection))
+            for node in client.get_primaries()
+        }
+
+
+@contextlib.contextmanager
+def _probe(node_client: redis.Redis) -> Iterator[redis.Redis]:
+    # a private pool with the node's settings, closed at once: the cluster client may
+    # replace its node objects on a topology refresh without closing their connections
+    node_pool = node_client.connection_pool  # its class too: SSLConnection on rediss://
+    pool = redis.ConnectionPool(
+        connection_class=node_pool.connection_class, **node_pool.connection_kwargs
+    )
+    probe = redis.Redis(connection_pool=pool)
+    try:
+        yield probe
+    finally:
+        probe.close()
+        pool.disconnect()

@@ -9,11 +9,13 @@ which is the only retry that is safe for a position-based read.
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-__all__ = ["close_dedicated", "dedicated_client"]
+__all__ = ["close_dedicated", "dedicated_client", "pool_options"]
 
 # Internal bookkeeping redis-py adds to a pool's kwargs; a new pool makes its own.
 _POOL_INTERNALS = frozenset(
@@ -24,16 +26,23 @@ _POOL_INTERNALS = frozenset(
 def dedicated_client(client: redis.Redis, *, block_seconds: float) -> redis.Redis:
     """A client to the same server as ``client`` with its own pool, for blocking reads."""
     pool = client.connection_pool
+    options = pool_options(pool.connection_kwargs, block_seconds)
+    options["retry"] = Retry(NoBackoff(), 0)
+    own = redis.ConnectionPool(connection_class=pool.connection_class, max_connections=4, **options)
+    return redis.Redis(connection_pool=own)
+
+
+def pool_options(kwargs: dict[str, Any], block_seconds: float) -> dict[str, Any]:
+    """A pool's connection options for a dedicated pool whose reads block ``block_seconds``:
+    the socket timeout above the block time, no health checks (a blocked read is one)."""
     options = {
         name: value
-        for name, value in pool.connection_kwargs.items()
+        for name, value in kwargs.items()
         if not name.startswith("orig_") and name not in _POOL_INTERNALS
     }
     options["socket_timeout"] = max(float(options.get("socket_timeout") or 0), block_seconds + 10)
-    options["retry"] = Retry(NoBackoff(), 0)
-    options["health_check_interval"] = 0  # a blocked read is the health check
-    own = redis.ConnectionPool(connection_class=pool.connection_class, max_connections=4, **options)
-    return redis.Redis(connection_pool=own)
+    options["health_check_interval"] = 0
+    return options
 
 
 def close_dedicated(client: redis.Redis) -> None:

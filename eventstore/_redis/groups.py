@@ -37,6 +37,7 @@ from eventstore._core.groups import (
 )
 from eventstore._core.keys import validate_name
 from eventstore._core.records import RecordedEvent
+from eventstore._redis.clients import load_script
 from eventstore._redis.shards import RawClients
 from eventstore._redis.stored import raise_if_wrong_type, stored_int  # issue 6
 
@@ -86,9 +87,6 @@ class ConsumerGroup:
             raise ValueError(f"start must be 'beginning' or 'end', got {start!r}")
         self.store = store
         self.name = name
-        # store.py imports this module: its script loader is imported when first needed
-        from eventstore._redis.store import load_script
-
         self.raw = RawClients(store.client)
         # Commands whose replies need no raw parsing, and the scripts: the raw client of
         # the one server, or the store's cluster client (which follows moved slots).
@@ -102,7 +100,14 @@ class ConsumerGroup:
             for partition in range(store.partitions)
             for key in [self._key(partition, retry=retry)]
         )
-        self._create(start)
+        self._start = start
+
+    @classmethod
+    def open(cls, store: EventStore, name: str, *, start: Start = "beginning") -> ConsumerGroup:
+        """The group ``name`` on ``store``, created if needed (see ``store.consumer_group``)."""
+        group = cls(store, name, start=start)
+        group._create(start)
+        return group
 
     @property
     def is_cluster(self) -> bool:

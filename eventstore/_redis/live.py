@@ -102,6 +102,9 @@ class LiveFeed:
         types = known_aggregate_types(self.store)
         cast(ShardedSubscriber, self._subscriber).add(self.store.live_channels.for_types(types))
 
+    def open(self) -> None:
+        """Nothing to do: the feed subscribed when it was made."""
+
     def wait_for_any(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for a notification; True if any came (all drained).
 

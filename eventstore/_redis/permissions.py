@@ -16,8 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis
-from redis.cluster import RedisCluster
-from redis.commands.core import Script
+from redis.commands.core import AsyncScript, Script
 
 from eventstore._core.permissions import permission_denied
 
@@ -26,8 +25,9 @@ __all__ = ["raise_if_denied", "user_of"]
 
 def user_of(client: Any) -> str:
     """The ACL user ``client`` authenticates as (``default`` without a user name)."""
-    if isinstance(client, RedisCluster):
-        kwargs: dict[str, Any] = client.nodes_manager.connection_kwargs
+    manager = getattr(client, "nodes_manager", None)  # a cluster client, sync or async
+    if manager is not None:
+        kwargs: dict[str, Any] = manager.connection_kwargs
     else:
         pool = getattr(client, "connection_pool", None)
         kwargs = getattr(pool, "connection_kwargs", {}) or {}
@@ -42,13 +42,13 @@ def raise_if_denied(
     keys: Sequence[str] = (),
     channel: str = "",
     command: str = "",
-    script: tuple[str, Script] | None = None,
+    script: tuple[str, Any] | None = None,
     variables: dict[str, str] | None = None,
 ) -> None:
     """Raise ``PermissionDenied`` (from ``exc``) if ``exc`` is an ACL refusal; else return.
 
     ``keys``, ``channel`` and ``command`` describe what was sent; ``script`` is the
-    name and ``Script`` of one of our Lua scripts when the call ran it.
+    name and (sync or async) ``Script`` of one of our Lua scripts when the call ran it.
     """
     denied = permission_denied(
         str(exc),
@@ -63,6 +63,6 @@ def raise_if_denied(
         raise denied from exc
 
 
-def _source(script: Script) -> str:
+def _source(script: Script | AsyncScript) -> str:
     source = script.script
     return source.decode() if isinstance(source, bytes) else str(source)

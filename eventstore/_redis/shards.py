@@ -27,9 +27,10 @@ from redis.exceptions import (
     TryAgainError,
 )
 
-from eventstore._redis.follower import RETRYABLE
+__all__ = ["RETRYABLE", "RETRYABLE_ON_CLUSTER", "RawClients", "raw_client", "refresh_slots"]
 
-__all__ = ["RETRYABLE_ON_CLUSTER", "RawClients", "raw_client", "refresh_slots"]
+RETRYABLE = (redis.ConnectionError, redis.TimeoutError)
+"""Errors after which a reader reconnects (``BusyLoadingError`` is a ``ConnectionError``)."""
 
 RETRYABLE_ON_CLUSTER = (
     *RETRYABLE,
@@ -90,3 +91,6 @@ class RawClients:
         """Re-read the slot map after a failover or a moved slot (no-op on one server)."""
         if self.cluster is not None:
             refresh_slots(self.cluster)
+
+    def close(self) -> None:
+        """Nothing to release: the raw clients share the pools of the store's client."""

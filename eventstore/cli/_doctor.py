@@ -15,7 +15,8 @@ import redis
 from rich.console import Console
 from rich.markup import escape
 
-from eventstore._redis.server import node_clients, server_info
+from eventstore._redis.clients import node_clients
+from eventstore._redis.server import server_info
 from eventstore.cli._diagnosis import REQUIRED_COMMANDS, Facts, Finding, NodeFacts, diagnose
 from eventstore.cli._fetch import text
 from eventstore.cli._options import json_option, pass_state

@@ -133,7 +133,7 @@ class CliState:
             self._require_namespace(self.url)
         client = _client(self.url, **self.tls)
         try:
-            return EventStore(client, namespace=self.namespace, check=check)
+            return EventStore.open(client, namespace=self.namespace, check=check)
         except BaseException:
             client.close()
             raise

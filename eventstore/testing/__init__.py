@@ -24,6 +24,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from eventstore.testing._blocking import BlockingAsyncStore
 from eventstore.testing._cluster import RedisClusterServers
 from eventstore.testing._errors import (
     AggregateCheckFailed,
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = [
     "RedisServer",
     "RedisClusterServers",
+    "BlockingAsyncStore",
     "free_port",
     "redis_server",
     "EventStoreContract",

@@ -1,0 +1,211 @@
+"""``Multiplexer``: the commands of many tasks written together on one connection.
+
+Every call hands its commands to the server's multiplexer and awaits a future. Calls made
+in the same turn of the event loop are written in one batch when the loop next runs the
+writer (auto-pipelining, as ioredis and coredis do); one reader reads the replies in the
+order they were written and hands each call its own. A lone call still costs one round
+trip; many concurrent calls share round trips, which is how a framework gets more out of
+one connection than a naive client taking a pooled connection per call.
+
+Cancellation cannot put the connection out of step: a call cancelled before its batch is
+written is left out of it; one cancelled after is still read, and its replies dropped.
+A connection error fails every call written on that connection and not yet answered
+(they may or may not have run: appends are idempotent, reads harmless), and the next
+batch connects again. Blocking commands (``XREAD BLOCK``) never come here: they hold a
+connection of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as redis
+
+__all__ = ["Multiplexer", "multiplexer"]
+
+_MUXES: weakref.WeakKeyDictionary[Any, Multiplexer] = weakref.WeakKeyDictionary()
+
+
+def multiplexer(client: redis.Redis) -> Multiplexer:
+    """The multiplexer of ``client``'s pool (one per pool, made on first use)."""
+    pool = client.connection_pool
+    mux = _MUXES.get(pool)
+    if mux is None:
+        mux = _MUXES[pool] = Multiplexer(pool)
+    return mux
+
+
+class _Call:
+    __slots__ = ("count", "future")
+
+    def __init__(self, count: int, future: asyncio.Future[list[Any]]) -> None:
+        self.count = count
+        self.future = future
+
+
+class Multiplexer:
+    """One connection of ``pool``, shared by every task that calls ``execute``."""
+
+    def __init__(self, pool: redis.ConnectionPool) -> None:
+        self._pool: Any = pool  # redis-py leaves get_connection untyped
+        self._connection: Any = None  # redis-py leaves its connections untyped
+        self._queued: list[tuple[Sequence[Sequence[Any]], _Call]] = []
+        self._written: deque[_Call] = deque()
+        self._writer: asyncio.Task[None] | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._reading: Any = None  # the connection the reader reads
+        self._closed = False
+        self.batches = 0
+        """Batches written so far (each one write of the calls queued in one loop turn)."""
+
+    async def execute(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """The replies to ``commands``, in order; error replies are returned, not raised."""
+        return await self.submit(commands)
+
+    def submit(self, commands: Sequence[Sequence[Any]]) -> asyncio.Future[list[Any]]:
+        """Queue ``commands`` for the next batch; the future gets their replies."""
+        if self._closed:
+            raise redis.ConnectionError("the store was closed")
+        loop = asyncio.get_running_loop()
+        call = _Call(len(commands), loop.create_future())
+        self._queued.append((commands, call))
+        if self._writer is None:
+            self._writer = loop.create_task(self._write())
+        return call.future
+
+    @property
+    def in_flight(self) -> int:
+        """Calls written and not answered yet, plus calls queued."""
+        return len(self._written) + len(self._queued)
+
+    async def _write(self) -> None:
+        try:
+            while self._queued:
+                batch, self._queued = self._queued, []
+                batch = [(commands, call) for commands, call in batch if not call.future.done()]
+                if batch:
+                    await self._write_batch(batch)
+        finally:
+            self._writer = None
+
+    async def _write_batch(self, batch: list[tuple[Sequence[Sequence[Any]], _Call]]) -> None:
+        try:
+            connection = await self._connected()
+            packed = connection.pack_commands([c for commands, _ in batch for c in commands])
+        except BaseException as exc:  # noqa: BLE001 (each caller gets it; a cancel re-raised)
+            for _, call in batch:
+                _fail(call, exc)
+            raise_if_cancelled(exc)
+            return
+        # counted as written before the write: a failed write fails them with the rest
+        self._written.extend(call for _, call in batch)
+        if self._reader is None or self._reading is not connection:
+            self._reading = connection
+            self._reader = asyncio.get_running_loop().create_task(self._read(connection))
+        self.batches += 1
+        try:
+            connection._writer.writelines(packed)
+            await connection._writer.drain()
+        except BaseException as exc:  # noqa: BLE001 (each caller gets it; a cancel re-raised)
+            await self._broken(connection, _as_connection_error(exc))
+            raise_if_cancelled(exc)
+
+    async def _connected(self) -> Any:
+        connection = self._connection
+        if connection is not None and not self._written and await _stale(connection):
+            await self._drop(connection)
+            connection = None
+        if connection is None:
+            connection = self._connection = await self._pool.get_connection()
+        return connection
+
+    async def _read(self, connection: Any) -> None:
+        try:
+            while self._written and self._connection is connection:
+                call = self._written[0]
+                replies: list[Any] = []
+                for _ in range(call.count):
+                    try:
+                        replies.append(await connection.read_response())
+                    except redis.ResponseError as exc:  # a whole reply: still in step
+                        replies.append(exc)
+                if self._written and self._written[0] is call:
+                    self._written.popleft()
+                if not call.future.done():
+                    call.future.set_result(replies)
+        except BaseException as exc:  # noqa: BLE001 (each caller gets it; a cancel re-raised)
+            await self._broken(connection, _as_connection_error(exc))
+            raise_if_cancelled(exc)
+        finally:
+            if self._reader is asyncio.current_task():
+                self._reader = None
+
+    async def _broken(self, connection: Any, exc: BaseException) -> None:
+        """Fail every call written on ``connection``; the next batch connects again."""
+        if self._connection is not connection:
+            return
+        failed, self._written = self._written, deque()
+        for call in failed:
+            _fail(call, exc)
+        await self._drop(connection)
+
+    async def _drop(self, connection: Any) -> None:
+        self._connection = None
+        try:
+            await connection.disconnect(nowait=True)
+        finally:
+            await self._pool.release(connection)
+
+    async def aclose(self) -> None:
+        """Fail what is still queued or unanswered and give the connection back."""
+        self._closed = True
+        closed = redis.ConnectionError("the store was closed")
+        for _, call in self._queued:
+            _fail(call, closed)
+        self._queued = []
+        if self._connection is not None:
+            await self._broken(self._connection, closed)
+        for task in (self._writer, self._reader):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+
+
+async def close_multiplexer(client: redis.Redis) -> None:
+    """Close the multiplexer of ``client``'s pool, if it has one."""
+    mux = _MUXES.pop(client.connection_pool, None)
+    if mux is not None:
+        await mux.aclose()
+
+
+async def _stale(connection: Any) -> bool:
+    """What the pool checks before handing a connection out: something to read while
+    idle means the server closed it (a kill, a timeout, a restart) or it is out of step."""
+    try:
+        return bool(await connection.can_read())
+    except (redis.ConnectionError, OSError):
+        return True
+
+
+def _fail(call: _Call, exc: BaseException) -> None:
+    if not call.future.done():
+        if isinstance(exc, asyncio.CancelledError):
+            exc = redis.ConnectionError("the write was cancelled")
+        call.future.set_exception(exc)
+
+
+def _as_connection_error(exc: BaseException) -> BaseException:
+    if isinstance(exc, redis.RedisError | asyncio.CancelledError):
+        return exc
+    if isinstance(exc, OSError | EOFError):
+        return redis.ConnectionError(f"connection lost: {exc}")
+    return exc
+
+
+def raise_if_cancelled(exc: BaseException) -> None:
+    """Re-raise a cancellation of the writer or reader task itself."""
+    if isinstance(exc, asyncio.CancelledError):
+        raise exc

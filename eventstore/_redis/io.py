@@ -1,0 +1,55 @@
+"""Threads and blocking calls as the sync flows see them; the twin of ``eventstore._async.io``."""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, ParamSpec, Protocol, TypeVar
+
+__all__ = ["Wake", "Attempt", "Event", "close_at_exit", "opened", "run_blocking", "sleep"]
+
+T = TypeVar("T")
+
+
+class _Opens(Protocol):
+    def open(self) -> None: ...
+
+
+R = TypeVar("R", bound=_Opens)
+P = ParamSpec("P")
+
+Attempt = Callable[[], T]
+"""Something to try (again): a function of no arguments."""
+
+Wake = Callable[[float], object]
+"""Wait up to a timeout for a wake-up hint (a live notification)."""
+
+
+Event = threading.Event
+"""Set from any thread; ``wait(timeout)`` returns whether it is set."""
+
+
+def sleep(seconds: float) -> None:
+    """Pause this thread for ``seconds``."""
+    time.sleep(seconds)
+
+
+def run_blocking(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """``function(*args)``, here (the async twin runs it in a worker thread)."""
+    return function(*args, **kwargs)
+
+
+def opened(resource: R) -> R:
+    """``resource`` opened (subscribed, its position read) before it is returned: a sync
+    subscription or feed sees everything after the call that made it. The async twin
+    opens on ``async with`` instead, where it can await."""
+    resource.open()
+    return resource
+
+
+def close_at_exit(store: Any, server: Any, client_name: str) -> None:
+    """Close ``store`` at interpreter exit (stopping the embedded ``server`` if unused)."""
+    del server, client_name  # close() knows them
+    atexit.register(store.close)

@@ -1,0 +1,98 @@
+"""``BlockingAsyncStore``: an ``AsyncEventStore`` driven through the sync API.
+
+It lets the suites written against ``EventStore`` (the contract suite, property tests,
+state machines) hold the async front to the same rules: every call is run on an event
+loop in a thread of its own, so calls from several threads at once become concurrent
+tasks on that loop, pipelined as any async application's would be. Coroutines are
+awaited, async iterators drained into lists; anything else is passed through.
+
+::
+
+    with BlockingAsyncStore.from_url(url, namespace="contract") as store:
+        store.append("Account", "acc-1", [Deposited(amount=5)], 0)   # AsyncEventStore.append
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, Self, TypeVar
+
+from eventstore._async.store import AsyncEventStore
+
+__all__ = ["BlockingAsyncStore", "LoopThread"]
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    """An event loop running in a daemon thread; ``run`` a coroutine on it and wait."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """The coroutine's result (or its exception), run on the loop."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+    def close(self) -> None:
+        """Stop the loop and its thread."""
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()
+
+
+async def _drain(iterator: AsyncIterator[T]) -> list[T]:
+    return [item async for item in iterator]
+
+
+class BlockingAsyncStore:
+    """The sync face of an ``AsyncEventStore`` (for tests: see the module docstring)."""
+
+    def __init__(self, runner: LoopThread, store: AsyncEventStore) -> None:
+        self.runner = runner
+        self.async_store = store
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> Self:
+        """``AsyncEventStore.from_url(url, **options)`` on a loop thread of its own."""
+        runner = LoopThread()
+        try:
+            return cls(runner, runner.run(AsyncEventStore.from_url(url, **options)))
+        except BaseException:
+            runner.close()
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self.async_store, name)
+        if not callable(value):
+            return value
+        return self._blocking(value)
+
+    def _blocking(self, method: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = method(*args, **kwargs)
+            if inspect.iscoroutine(result):
+                return self.runner.run(result)
+            if inspect.isasyncgen(result):
+                return iter(self.runner.run(_drain(result)))
+            return result
+
+        return call
+
+    def close(self) -> None:
+        """Close the store, then stop its loop."""
+        try:
+            self.runner.run(self.async_store.aclose())
+        finally:
+            self.runner.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
