@@ -18,13 +18,13 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from eventstore import (
     ConcurrencyError,
-    EventStore,
     ExpectedVersion,
     InvalidEvent,
     NewEvent,
     Snapshot,
 )
 from tests.domain import Deposited
+from tests.fronts import FRONTS, Front, open_store
 from tests.strategies import amounts
 
 IDS = ("ann", "bob", "lu", "cy")  # with 3 partitions: 0, 2, 1, 2 (two share one)
@@ -76,10 +76,10 @@ def _expectation(kind: str, current: int, delta: int) -> tuple[int | ExpectedVer
 class StoreMachine(RuleBasedStateMachine):
     """Every rule predicts the store's answer from the model, then checks it."""
 
-    def __init__(self, url: str, partitions: int) -> None:
+    def __init__(self, url: str, partitions: int, front: Front = "sync") -> None:
         super().__init__()
         namespace = f"sm{uuid.uuid4().hex[:10]}"
-        self.store = EventStore.from_url(url, namespace=namespace, partitions=partitions)
+        self.store = open_store(front, url, namespace=namespace, partitions=partitions)
         self.events: dict[str, list[Stored]] = {aggregate_id: [] for aggregate_id in IDS}
         self.last_position = dict.fromkeys(range(partitions), 0)
         self.sent: list[Sent] = []
@@ -301,12 +301,13 @@ class StoreMachine(RuleBasedStateMachine):
             )
 
 
+@pytest.mark.parametrize("front", FRONTS)
 @pytest.mark.parametrize("partitions", [1, 3])
-def test_store_behaves_like_the_model(redis_url: str, partitions: int) -> None:
+def test_store_behaves_like_the_model(redis_url: str, partitions: int, front: Front) -> None:
     from hypothesis.stateful import run_state_machine_as_test
 
     run_state_machine_as_test(
         # a factory is documented and works; the stub only admits the class
-        lambda: StoreMachine(redis_url, partitions),  # type: ignore[arg-type]
+        lambda: StoreMachine(redis_url, partitions, front),  # type: ignore[arg-type]
         settings=settings(stateful_step_count=50),
     )
