@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, settings
 from eventstore import EventStore
 from eventstore._redis.embedded import embedded_binary
 from eventstore.testing import RedisClusterServers, RedisServer
+from tests.fronts import FRONTS, Front, open_store
 
 settings.register_profile(
     "dev", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -33,6 +34,11 @@ CLUSTER = "cluster"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    definition = metafunc.definition
+    if "front" in metafunc.fixturenames and definition.get_closest_marker("both_fronts"):
+        # a test of the sync front's own connections keeps to it
+        sync_only = definition.get_closest_marker("sync_front") is not None
+        metafunc.parametrize("front", ["sync"] if sync_only else FRONTS)
     if "server_name" in metafunc.fixturenames:
         names: list[Any] = list(SERVER_NAMES)
         if metafunc.definition.get_closest_marker("also_on_cluster"):
@@ -84,8 +90,15 @@ def namespace() -> str:
 
 
 @pytest.fixture
-def store(redis_url: str, namespace: str) -> Iterator[EventStore]:
-    with EventStore.from_url(redis_url, namespace=namespace) as opened:
+def front() -> Front:
+    """The front a test drives: "sync", or "async" (``AsyncEventStore`` through
+    ``BlockingAsyncStore``) for both, in tests marked ``both_fronts``."""
+    return "sync"
+
+
+@pytest.fixture
+def store(redis_url: str, namespace: str, front: Front) -> Iterator[EventStore]:
+    with open_store(front, redis_url, namespace=namespace) as opened:
         yield opened
 
 

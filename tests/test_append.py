@@ -19,6 +19,9 @@ from eventstore._core.scripts import append_call
 from tests.domain import Account, Deposited, Opened
 
 
+pytestmark = pytest.mark.both_fronts
+
+
 def test_append_and_read_back_in_order(store: EventStore) -> None:
     result = store.append("Account", "a1", [Opened(owner="ann"), Deposited(amount=5)], 0)
     assert (result.first_version, result.positions, result.duplicate) == (1, (1, 2), False)
@@ -181,6 +184,7 @@ def test_eviction_policy_that_can_lose_history_is_refused(redis_url: str, namesp
         client.close()
 
 
+@pytest.mark.sync_front  # works on the sync client's own connections
 def test_reply_lost_on_the_wire_then_resave_writes_once(store: EventStore) -> None:
     """Send the append, drop the connection before reading the reply, then save again."""
     accounts = Repository(store, Account)

@@ -24,6 +24,9 @@ from eventstore._core.records import NewEvent
 EMPTY = len('{"text":""}')
 
 
+pytestmark = pytest.mark.both_fronts
+
+
 class Note(DomainEvent):
     text: str
 

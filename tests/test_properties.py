@@ -32,6 +32,9 @@ FIXTURE_OK = settings(
 )
 
 
+pytestmark = pytest.mark.both_fronts
+
+
 def _replayed(events: list[DomainEvent], account_id: str) -> Account:
     account = Account(id=account_id)
     for event in events:

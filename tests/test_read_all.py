@@ -14,6 +14,9 @@ from tests.domain import Deposited, Opened, Withdrawn
 positions = st.lists(st.integers(min_value=0, max_value=10**12), min_size=1, max_size=16)
 
 
+pytestmark = pytest.mark.both_fronts
+
+
 @given(positions)
 def test_checkpoint_round_trips_through_its_string(values: list[int]) -> None:
     checkpoint = Checkpoint(tuple(values))

@@ -12,6 +12,9 @@ from eventstore._redis.batch import send_batch
 from tests.domain import Account, Deposited, Opened
 
 
+pytestmark = pytest.mark.both_fronts
+
+
 def _account_with(store: EventStore, deposits: int, account_id: str = "acc-1") -> None:
     events = [Opened(owner="ann"), *[Deposited(amount=1) for _ in range(deposits)]]
     store.append("Account", account_id, events, 0)
@@ -85,6 +88,7 @@ def test_a_snapshot_older_than_the_window_gets_the_events_between(store: EventSt
     assert accounts.get("acc-1").balance == 99
 
 
+@pytest.mark.sync_front  # works on the sync client's own connections
 def test_an_error_reply_in_a_batch_raises_and_leaves_the_connection_clean(
     store: EventStore,
 ) -> None:

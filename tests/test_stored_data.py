@@ -23,6 +23,9 @@ from eventstore import (
 from tests.domain import Account
 
 
+pytestmark = pytest.mark.both_fronts
+
+
 class StoredOrphan(DomainEvent):
     """A registered event type the Account aggregate has no projector for."""
 

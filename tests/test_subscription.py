@@ -8,9 +8,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import redis
+import redis.asyncio
 
 from eventstore import FROM_NOW, CatchUpSubscription, Checkpoint, EventStore, RecordedEvent
 from tests.domain import Deposited, Opened, Withdrawn
+from tests.fronts import Front, open_store
 
 
 def _take(sub: CatchUpSubscription, n: int) -> list[RecordedEvent]:
@@ -34,9 +36,12 @@ def _later(delay: float, fn: Callable[[], object]) -> threading.Thread:
     return thread
 
 
+pytestmark = pytest.mark.both_fronts
+
+
 @pytest.fixture
-def partitioned(redis_url: str, namespace: str) -> Iterator[EventStore]:
-    with EventStore.from_url(redis_url, namespace=namespace, partitions=3) as opened:
+def partitioned(redis_url: str, namespace: str, front: Front) -> Iterator[EventStore]:
+    with open_store(front, redis_url, namespace=namespace, partitions=3) as opened:
         yield opened
 
 
@@ -143,7 +148,9 @@ def test_dedicated_connection_blocks_longer_than_it_waits(store: EventStore) -> 
     with store.subscribe(block_ms=45_000) as sub:
         kwargs = sub._client.connection_pool.connection_kwargs
         assert kwargs["socket_timeout"] > 45
-        assert isinstance(sub._client, redis.Redis)
+        # its own pool, not the store's (whose connections never block)
+        assert isinstance(sub._client, redis.Redis | redis.asyncio.Redis)
+        assert sub._client.connection_pool is not store.client.connection_pool
 
 
 def test_wait_until_caught_up_from_another_thread(partitioned: EventStore) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import threading
 import time
 import uuid
@@ -18,6 +20,9 @@ from tests.domain import Deposited, Opened
 FIXTURE_OK = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 writer_batches = st.lists(st.integers(min_value=1, max_value=4), min_size=1, max_size=6)
+
+
+pytestmark = pytest.mark.both_fronts
 
 
 def _write(store: EventStore, writer: int, batches: list[int], pause: float) -> None:

@@ -10,9 +10,12 @@ import pytest
 from eventstore import EventStore, RecordedEvent, SubscriptionError
 from eventstore.testing import RedisServer
 from tests.domain import Deposited, Opened
+from tests.fronts import Front, open_store
 from tests.waiting import retrying, wait_for
 
 T = TypeVar("T")
+
+pytestmark = pytest.mark.both_fronts
 
 
 def _append(store: EventStore, aggregate_id: str, version: int, amount: int) -> None:
@@ -27,9 +30,9 @@ def _append(store: EventStore, aggregate_id: str, version: int, amount: int) -> 
 @pytest.mark.slow
 @pytest.mark.parametrize("partitions", [1, 2])
 def test_live_subscription_survives_a_server_restart(
-    aof_server: RedisServer, partitions: int
+    aof_server: RedisServer, partitions: int, front: Front
 ) -> None:
-    store = EventStore.from_url(aof_server.url, namespace="rs", partitions=partitions)
+    store = open_store(front, aof_server.url, namespace="rs", partitions=partitions)
     received: list[RecordedEvent] = []
     sub = store.subscribe(block_ms=200, reconnect_for=30)
 
@@ -65,9 +68,9 @@ def test_live_subscription_survives_a_server_restart(
 
 
 def test_gives_up_after_reconnect_for_with_the_checkpoint_to_resume_from(
-    aof_server: RedisServer,
+    aof_server: RedisServer, front: Front
 ) -> None:
-    store = EventStore.from_url(aof_server.url, namespace="gone")
+    store = open_store(front, aof_server.url, namespace="gone")
     store.append("Account", "a1", [Opened(owner="x"), Deposited(amount=1)], 0)
     try:
         with store.subscribe(block_ms=100, reconnect_for=0.5) as sub:

@@ -4,7 +4,9 @@ It lets the suites written against ``EventStore`` (the contract suite, property 
 state machines) hold the async front to the same rules: every call is run on an event
 loop in a thread of its own, so calls from several threads at once become concurrent
 tasks on that loop, pipelined as any async application's would be. Coroutines are
-awaited, async iterators drained into lists; anything else is passed through.
+awaited, async generators drained into lists, and what the async front hands out to
+``async with`` / ``async for`` (subscriptions, live feeds) gets a sync face the same way;
+anything else is passed through.
 
 ::
 
@@ -50,12 +52,71 @@ async def _drain(iterator: AsyncIterator[T]) -> list[T]:
     return [item async for item in iterator]
 
 
-class BlockingAsyncStore:
+class _Blocking:
+    """The sync face of an async object: its coroutine methods awaited on ``runner``."""
+
+    def __init__(self, runner: LoopThread, target: Any) -> None:
+        self.runner = runner
+        self.target = target
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self.target, name)
+        if not callable(value):
+            return value
+        return self._blocking(value)
+
+    def _blocking(self, method: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self._face(method(*args, **kwargs))
+
+        return call
+
+    def _face(self, result: Any) -> Any:
+        if inspect.iscoroutine(result):
+            return self._face(self.runner.run(result))
+        if inspect.isasyncgen(result):
+            return iter(self.runner.run(_drain(result)))
+        if hasattr(result, "__aenter__") or hasattr(result, "__anext__"):
+            return _BlockingResource(self.runner, result)
+        return result
+
+
+class _BlockingResource(_Blocking):
+    """A subscription or feed of the async front, used with ``with`` and ``for``."""
+
+    def __enter__(self) -> Self:
+        self.runner.run(self.target.__aenter__())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.runner.run(self.target.__aexit__(*exc))
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            return self._face(self.runner.run(self.target.__anext__()))
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+    def close(self) -> None:
+        """``aclose()`` the async object."""
+        self.runner.run(self.target.aclose())
+
+
+class BlockingAsyncStore(_Blocking):
     """The sync face of an ``AsyncEventStore`` (for tests: see the module docstring)."""
 
     def __init__(self, runner: LoopThread, store: AsyncEventStore) -> None:
-        self.runner = runner
+        super().__init__(runner, store)
         self.async_store = store
+
+    @property
+    def client(self) -> Any:
+        """The store's asyncio client, with the same sync face (for tests that look at
+        Redis directly)."""
+        return _Blocking(self.runner, self.async_store.client)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
@@ -66,23 +127,6 @@ class BlockingAsyncStore:
         except BaseException:
             runner.close()
             raise
-
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self.async_store, name)
-        if not callable(value):
-            return value
-        return self._blocking(value)
-
-    def _blocking(self, method: Callable[..., Any]) -> Callable[..., Any]:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            result = method(*args, **kwargs)
-            if inspect.iscoroutine(result):
-                return self.runner.run(result)
-            if inspect.isasyncgen(result):
-                return iter(self.runner.run(_drain(result)))
-            return result
-
-        return call
 
     def close(self) -> None:
         """Close the store, then stop its loop."""
