@@ -18,7 +18,6 @@ from eventstore import (
 from eventstore._core.scripts import append_call
 from tests.domain import Account, Deposited, Opened
 
-
 pytestmark = pytest.mark.both_fronts
 
 

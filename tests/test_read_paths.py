@@ -11,7 +11,6 @@ from eventstore._core.log import Pointer, fetch_call
 from eventstore._redis.batch import send_batch
 from tests.domain import Account, Deposited, Opened
 
-
 pytestmark = pytest.mark.both_fronts
 
 

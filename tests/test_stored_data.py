@@ -22,7 +22,6 @@ from eventstore import (
 )
 from tests.domain import Account
 
-
 pytestmark = pytest.mark.both_fronts
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
-
 import threading
 import time
 import uuid
 from collections import defaultdict
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

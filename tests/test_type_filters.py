@@ -33,7 +33,9 @@ def test_anything_else_is_a_type_error(value: object, argument: str, named: str)
 
 
 @pytest.mark.parametrize("front", FRONTS)
-def test_read_all_and_read_log_filter_by_class(redis_url: str, namespace: str, front: Front) -> None:
+def test_read_all_and_read_log_filter_by_class(
+    redis_url: str, namespace: str, front: Front
+) -> None:
     with open_store(front, redis_url, namespace=namespace) as store:
         store.append("Account", "a", [Opened(owner="ann"), Deposited(amount=3)], 0)
         store.append("Other", "o", [Deposited(amount=4), Withdrawn(amount=1)], 0)

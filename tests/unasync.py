@@ -30,6 +30,7 @@ SUBSTITUTIONS: list[tuple[str, str]] = [
     (r"\basync (def|with|for)\b", r"\1"),
     (r"\bawait ", ""),
     (r"\bAsyncGenerator\[(\w+), None\]", r"Generator[\1, None, None]"),
+    (r"\bAwaitable\[([\w.]+)\]", r"\1"),  # a sync call returns the value itself
     (r"\bAsync([A-Z]\w*)", r"\1"),
     (r"\basynccontextmanager\b", "contextmanager"),
     (r"\baclosing\b", "closing"),
