@@ -140,3 +140,31 @@ def test_a_socket_path_too_long_is_a_clear_error(tmp_path: Path) -> None:
 def test_appendfsync_must_be_a_known_policy(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="appendfsync"):
         EventStore.embedded(tmp_path / "es", appendfsync="sometimes")
+
+
+def test_async_embedded_store_shares_the_server_and_stops_it_last(tmp_path: Path) -> None:
+    import asyncio
+
+    from eventstore import AsyncEventStore
+
+    path = tmp_path / "aio"
+
+    async def main() -> int:
+        first = await AsyncEventStore.embedded(path)
+        second = EventStore.embedded(path)  # a sync store on the same server
+        pid = _pid(path)
+        await first.append("Account", "acc-1", [Opened(owner="ann"), Deposited(amount=5)], 0)
+        second.append("Account", "acc-2", [Opened(owner="bob")], ExpectedVersion.NO_STREAM)
+        await first.aclose()
+        assert _alive(pid)  # the sync store still uses it
+        second.close()
+        _wait_dead(pid)
+        async with await AsyncEventStore.embedded(path) as again:  # data survived
+            assert [r.event for r in await again.read("Account", "acc-1")] == [
+                Opened(owner="ann"),
+                Deposited(amount=5),
+            ]
+            assert await again.version_of("Account", "acc-2") == 1
+            return _pid(path)
+
+    _wait_dead(asyncio.run(main()))
