@@ -32,12 +32,16 @@ from eventstore._redis.embedded import embedded_binary
 from eventstore.testing import RedisServer
 from tests.cli_helpers import run, run_json
 from tests.domain import Account, Deposited, Opened
+from tests.fronts import Front, open_store
 from tests.newer_redis import redis8_binary
 from tests.waiting import wait_for
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "operations.md"
 FAST = timedelta(milliseconds=50)
 APP = "tests.domain"
+
+
+pytestmark = pytest.mark.both_fronts
 
 
 class AclServer:
@@ -193,9 +197,11 @@ def _exercise_cli(url: str, ns: str) -> None:
 
 
 @pytest.mark.slow
-def test_a_user_with_exactly_the_rule_can_use_every_feature(acl_server: AclServer, ns: str) -> None:
+def test_a_user_with_exactly_the_rule_can_use_every_feature(
+    acl_server: AclServer, ns: str, front: Front
+) -> None:
     url = _app_url(acl_server, ns)
-    with EventStore.from_url(url, namespace=ns, partitions=2) as store:
+    with open_store(front, url, namespace=ns, partitions=2) as store:
         _exercise_api(store)
         _exercise_projection_and_group(store)
     _exercise_cli(url, ns)
@@ -213,11 +219,11 @@ def _denied(excinfo: pytest.ExceptionInfo[PermissionDenied], user: str) -> Permi
 
 
 def test_a_command_refused_inside_the_append_script_is_named(
-    acl_server: AclServer, ns: str
+    acl_server: AclServer, ns: str, front: Front
 ) -> None:
     tokens = acl_tokens(ns, redis_version=acl_server.version)
     url = acl_server.user("no-xadd", [*tokens, "-xadd"])
-    with EventStore.from_url(url, namespace=ns) as store:
+    with open_store(front, url, namespace=ns) as store:
         with pytest.raises(PermissionDenied) as excinfo:
             store.append("Account", "a1", [Opened(owner="ann")], 0)
         error = _denied(excinfo, "no-xadd")
@@ -226,10 +232,10 @@ def test_a_command_refused_inside_the_append_script_is_named(
         assert store.version_of("Account", "a1") == 0  # nothing was written
 
 
-def test_a_top_level_command_is_named(acl_server: AclServer, ns: str) -> None:
+def test_a_top_level_command_is_named(acl_server: AclServer, ns: str, front: Front) -> None:
     tokens = acl_tokens(ns, redis_version=acl_server.version)
     url = acl_server.user("no-xrange", [*tokens, "-xrange"])
-    with EventStore.from_url(url, namespace=ns) as store:
+    with open_store(front, url, namespace=ns) as store:
         with pytest.raises(PermissionDenied) as excinfo:
             store.read("Account", "a1")
         error = _denied(excinfo, "no-xrange")
@@ -237,10 +243,10 @@ def test_a_top_level_command_is_named(acl_server: AclServer, ns: str) -> None:
         assert error.keys == (store.keys.stream("Account", "a1"),)
 
 
-def test_keys_of_another_namespace_only(acl_server: AclServer, ns: str) -> None:
+def test_keys_of_another_namespace_only(acl_server: AclServer, ns: str, front: Front) -> None:
     url = acl_server.user("other-ns", acl_tokens("other", redis_version=acl_server.version))
     with pytest.raises(PermissionDenied) as excinfo:
-        EventStore.from_url(url, namespace=ns)
+        open_store(front, url, namespace=ns)
     error = _denied(excinfo, "other-ns")
     assert error.permission == f"~{ns}:meta"
     result = run(url, ns, "stats", app=APP)
@@ -249,11 +255,11 @@ def test_keys_of_another_namespace_only(acl_server: AclServer, ns: str) -> None:
     assert "other-ns-pw" not in result.output
 
 
-def test_a_key_of_another_partition_is_named(acl_server: AclServer, ns: str) -> None:
+def test_a_key_of_another_partition_is_named(acl_server: AclServer, ns: str, front: Front) -> None:
     # EVALSHA checks every KEYS entry before the script runs: the refusal is top level
     tokens = [t for t in acl_tokens(ns, redis_version=acl_server.version) if t[0] != "~"]
     url = acl_server.user("p0-only", [*tokens, f"~{{{ns}:p0}}:*", f"~{ns}:*"])
-    with EventStore.from_url(url, namespace=ns, partitions=2) as store:
+    with open_store(front, url, namespace=ns, partitions=2) as store:
         far = next(f"id{i}" for i in range(100) if store.keys.partition_of(f"id{i}") == 1)
         with pytest.raises(PermissionDenied) as excinfo:
             store.append("Account", far, [Opened(owner="ann")], 0)
@@ -263,12 +269,12 @@ def test_a_key_of_another_partition_is_named(acl_server: AclServer, ns: str) -> 
 
 
 def test_a_channel_refused_inside_the_append_script_is_named(
-    acl_server: AclServer, ns: str
+    acl_server: AclServer, ns: str, front: Front
 ) -> None:
     tokens = [t for t in acl_tokens(ns, redis_version=acl_server.version) if t[0] != "&"]
     url = acl_server.user("no-channels", [*tokens, "resetchannels"])
     listener = acl_server.admin.pubsub()  # type: ignore[no-untyped-call]
-    with EventStore.from_url(url, namespace=ns) as store:
+    with open_store(front, url, namespace=ns) as store:
         channel = store.live_channels.for_append("Account", "a1")
         listener.subscribe(channel)  # the script publishes only when someone listens
         wait_for(lambda: listener.get_message(timeout=0.05) is not None)
@@ -280,11 +286,11 @@ def test_a_channel_refused_inside_the_append_script_is_named(
     listener.close()
 
 
-def test_without_info_opening_names_it(acl_server: AclServer, ns: str) -> None:
+def test_without_info_opening_names_it(acl_server: AclServer, ns: str, front: Front) -> None:
     tokens = acl_tokens(ns, redis_version=acl_server.version)
     url = acl_server.user("no-info", [*tokens, "-info"])
     with pytest.raises(PermissionDenied) as excinfo:
-        EventStore.from_url(url, namespace=ns)
+        open_store(front, url, namespace=ns)
     assert _denied(excinfo, "no-info").permission == "+info"
 
 

@@ -7,6 +7,7 @@ import pytest
 from eventstore import Durability, EventStore, Repository
 from eventstore.testing import EventStoreContract, RedisClusterServers
 from tests.domain import Account
+from tests.fronts import Front, open_store
 
 pytestmark = pytest.mark.slow
 
@@ -43,12 +44,13 @@ def test_repository_round_trip_and_snapshots(cluster_store: EventStore) -> None:
 
 
 def test_durability_wait_runs_on_the_shard_connection(
-    cluster: RedisClusterServers, namespace: str
+    cluster: RedisClusterServers, namespace: str, front: Front
 ) -> None:
     cluster.flush()
     # no replicas in this cluster: WAIT 0 returns at once; the point is that the script and
     # WAIT go through one shard connection (a cluster pipeline would refuse EVALSHA)
-    with EventStore.from_url(
+    with open_store(
+        front,
         cluster.url,
         namespace=namespace,
         partitions=3,

@@ -19,7 +19,6 @@ from eventstore import (
     ConfigurationError,
     Durability,
     DurabilityError,
-    EventStore,
     Repository,
 )
 from eventstore._core.durability import (
@@ -31,10 +30,14 @@ from eventstore._core.durability import (
 from eventstore._redis.embedded import embedded_binary
 from eventstore.testing import RedisServer
 from tests.domain import Account, Deposited, Opened
+from tests.fronts import Front, open_store
 from tests.newer_redis import redis8_binary
 
 BINARIES = {"redis7": "redis-server", "redis62": "embedded"}
 ALWAYS = {"appendonly": "yes", "appendfsync": "always"}
+
+
+pytestmark = pytest.mark.both_fronts
 
 
 @pytest.fixture(params=sorted(BINARIES))
@@ -224,12 +227,12 @@ def test_an_error_reply_to_the_wait_is_a_durability_error() -> None:
 
 
 def test_waiting_for_a_replica_succeeds_when_one_acknowledges(
-    binary: str | Path, primary: RedisServer
+    binary: str | Path, primary: RedisServer, front: Front
 ) -> None:
     replica = _replica_of(primary, binary)
     try:
         durability = Durability.on_replicas(1, timeout_ms=10_000)
-        with EventStore.from_url(primary.url, namespace="d", durability=durability) as store:
+        with open_store(front, primary.url, namespace="d", durability=durability) as store:
             result = store.append("Account", "acc-1", [Opened(owner="ann")], 0)
             assert result.first_version == 1
             stream = store.keys.stream("Account", "acc-1")
@@ -241,9 +244,10 @@ def test_waiting_for_a_replica_succeeds_when_one_acknowledges(
 
 def test_no_replica_raises_after_the_timeout_and_the_write_is_there(
     primary: RedisServer,
+    front: Front,
 ) -> None:
     durability = Durability.on_replicas(1, timeout_ms=200)
-    with EventStore.from_url(primary.url, namespace="d", durability=durability) as store:
+    with open_store(front, primary.url, namespace="d", durability=durability) as store:
         started = time.monotonic()
         ids = [str(uuid.uuid4())]
         with pytest.raises(DurabilityError) as info:
@@ -261,7 +265,7 @@ def test_no_replica_raises_after_the_timeout_and_the_write_is_there(
 
 
 def test_a_resend_after_a_durability_error_waits_for_the_replica_again(
-    binary: str | Path, primary: RedisServer
+    binary: str | Path, primary: RedisServer, front: Front
 ) -> None:
     """The re-send the error message advises must prove replication, not assume it.
 
@@ -278,10 +282,10 @@ def test_a_resend_after_a_durability_error_waits_for_the_replica_again(
     ids = [str(uuid.uuid4())]
     try:
         replica.process.send_signal(signal.SIGSTOP)  # connected, but acknowledges nothing
-        store = EventStore.from_url(primary.url, namespace="d", durability=durability)
+        store = open_store(front, primary.url, namespace="d", durability=durability)
         with store, pytest.raises(DurabilityError):
             store.append("Account", "acc-1", [Opened(owner="ann")], 0, event_ids=ids)
-        with EventStore.from_url(primary.url, namespace="d", durability=durability) as fresh:
+        with open_store(front, primary.url, namespace="d", durability=durability) as fresh:
             with pytest.raises(DurabilityError):
                 fresh.append("Account", "acc-1", [Opened(owner="ann")], 0, event_ids=ids)
             replica.process.send_signal(signal.SIGCONT)
@@ -304,13 +308,13 @@ def test_a_resend_after_a_durability_error_waits_for_the_replica_again(
     [{}, {"appendonly": "yes", "appendfsync": "everysec"}, {"appendfsync": "always"}],
 )
 def test_local_fsync_is_refused_without_aof_fsync_always(
-    binary: str | Path, config: dict[str, str]
+    binary: str | Path, config: dict[str, str], front: Front
 ) -> None:
     server = RedisServer(binary, config=config)
     server.start()
     try:
         with pytest.raises(ConfigurationError) as info:
-            EventStore.from_url(server.url, namespace="d", durability=Durability.local_fsync())
+            open_store(front, server.url, namespace="d", durability=Durability.local_fsync())
         message = str(info.value)
         assert "durability 'local fsync'" in message
         assert f"appendfsync={config.get('appendfsync', 'everysec')}" in message
@@ -321,14 +325,15 @@ def test_local_fsync_is_refused_without_aof_fsync_always(
 
 def test_replicas_plus_fsync_is_refused_before_7_2_naming_the_version(
     binary: str | Path,
+    front: Front,
 ) -> None:
     server = _server(binary, **ALWAYS)
     try:
         wanted = Durability.on_replicas(1, fsync=True)
         with pytest.raises(ConfigurationError, match="only WAITAOF") as at_open:
-            EventStore.from_url(server.url, namespace="d", durability=wanted)
+            open_store(front, server.url, namespace="d", durability=wanted)
         assert "'1 replica + fsync'" in str(at_open.value)
-        with EventStore.from_url(server.url, namespace="d") as store:
+        with open_store(front, server.url, namespace="d") as store:
             assert f"Redis {store.server.version_text}" in str(at_open.value)
             with pytest.raises(ConfigurationError, match=r"upgrade to Redis 7\.2"):
                 store.append("Account", "acc-1", [Opened(owner="a")], 0, durability=wanted)
@@ -337,16 +342,18 @@ def test_replicas_plus_fsync_is_refused_before_7_2_naming_the_version(
         server.close()
 
 
-def test_local_fsync_with_appendfsync_always_survives_sigkill(binary: str | Path) -> None:
+def test_local_fsync_with_appendfsync_always_survives_sigkill(
+    binary: str | Path, front: Front
+) -> None:
     server = RedisServer(binary, config=ALWAYS)
     server.start()
     try:
         durability = Durability.local_fsync()
-        with EventStore.from_url(server.url, namespace="d", durability=durability) as store:
+        with open_store(front, server.url, namespace="d", durability=durability) as store:
             result = store.append("Account", "acc-1", [Opened(owner="ann"), Deposited(amount=1)])
             assert (result.first_version, result.positions) == (1, (1, 2))
         server.restart(kill=True)  # SIGKILL: only what was fsynced survives
-        with EventStore.from_url(server.url, namespace="d") as reopened:
+        with open_store(front, server.url, namespace="d") as reopened:
             assert reopened.version_of("Account", "acc-1") == 2
     finally:
         server.close()
@@ -354,12 +361,13 @@ def test_local_fsync_with_appendfsync_always_survives_sigkill(binary: str | Path
 
 def test_appendfsync_changed_after_connect_is_caught_on_the_next_write(
     binary: str | Path,
+    front: Front,
 ) -> None:
     server = RedisServer(binary, config=ALWAYS)
     server.start()
     try:
         durability = Durability.local_fsync()
-        with EventStore.from_url(server.url, namespace="d", durability=durability) as store:
+        with open_store(front, server.url, namespace="d", durability=durability) as store:
             store.append("Account", "acc-1", [Opened(owner="ann")], 0)
             store.client.config_set("appendfsync", "everysec")
             with pytest.raises(DurabilityError) as info:
@@ -373,8 +381,8 @@ def test_appendfsync_changed_after_connect_is_caught_on_the_next_write(
         server.close()
 
 
-def test_per_append_and_per_save_overrides(primary: RedisServer) -> None:
-    with EventStore.from_url(primary.url, namespace="d") as store:  # the store waits for nothing
+def test_per_append_and_per_save_overrides(primary: RedisServer, front: Front) -> None:
+    with open_store(front, primary.url, namespace="d") as store:  # the store waits for nothing
         assert store.durability == Durability.none()
         no_replica = Durability.on_replicas(1, timeout_ms=50)
         with pytest.raises(DurabilityError):
@@ -391,15 +399,17 @@ def test_per_append_and_per_save_overrides(primary: RedisServer) -> None:
             accounts.save(account, durability=Durability.local_fsync())  # no AOF here
     # and the other way round: a waiting store, one append that does not wait
     waiting = Durability.on_replicas(1, timeout_ms=50)
-    with EventStore.from_url(primary.url, namespace="d", durability=waiting) as store:
+    with open_store(front, primary.url, namespace="d", durability=waiting) as store:
         result = store.append("Account", "acc-3", [Opened(owner="c")], 0, durability=Durability())
         assert result.first_version == 1
 
 
-def test_durable_append_reloads_the_script_after_a_flush(primary: RedisServer) -> None:
+def test_durable_append_reloads_the_script_after_a_flush(
+    primary: RedisServer, front: Front
+) -> None:
     """SCRIPT FLUSH (as after a restart): the waiting path reloads the script, appends once."""
     waiting = Durability.on_replicas(1, timeout_ms=50)  # no replica: the wait times out
-    with EventStore.from_url(primary.url, namespace="d") as store:
+    with open_store(front, primary.url, namespace="d") as store:
         store.append("Account", "flushed", [Opened(owner="a")], 0)
         store.client.script_flush()
         with pytest.raises(DurabilityError, match="replicas=0"):  # the wait ran after it
@@ -416,36 +426,36 @@ def redis8() -> Path:
 
 
 @pytest.mark.parametrize("appendfsync", ["always", "everysec"])
-def test_waitaof_confirms_the_local_fsync(redis8: Path, appendfsync: str) -> None:
+def test_waitaof_confirms_the_local_fsync(redis8: Path, appendfsync: str, front: Front) -> None:
     server = _server(redis8, appendonly="yes", appendfsync=appendfsync)
     try:
         durability = Durability.local_fsync(timeout_ms=5000)  # everysec: up to ~2 s
-        with EventStore.from_url(server.url, namespace="d", durability=durability) as store:
+        with open_store(front, server.url, namespace="d", durability=durability) as store:
             assert store.server.has_waitaof
             result = store.append("Account", "acc-1", [Opened(owner="ann")], 0)
             assert result.positions == (1,)
         server.restart(kill=True)
-        with EventStore.from_url(server.url, namespace="d") as reopened:
+        with open_store(front, server.url, namespace="d") as reopened:
             assert reopened.version_of("Account", "acc-1") == 1
     finally:
         server.close()
 
 
-def test_waitaof_refuses_appendfsync_no(redis8: Path) -> None:
+def test_waitaof_refuses_appendfsync_no(redis8: Path, front: Front) -> None:
     server = _server(redis8, appendonly="yes", appendfsync="no")
     try:
         with pytest.raises(ConfigurationError, match="never fsyncs"):
-            EventStore.from_url(server.url, namespace="d", durability=Durability.local_fsync())
+            open_store(front, server.url, namespace="d", durability=Durability.local_fsync())
     finally:
         server.close()
 
 
-def test_waitaof_with_replicas_that_fsync(redis8: Path) -> None:
+def test_waitaof_with_replicas_that_fsync(redis8: Path, front: Front) -> None:
     primary = _server(redis8, appendonly="yes", appendfsync="always")
     fsyncing = _replica_of(primary, redis8, appendonly="yes", appendfsync="always")
     try:
         wanted = Durability.on_replicas(1, fsync=True, timeout_ms=5000)
-        with EventStore.from_url(primary.url, namespace="d", durability=wanted) as store:
+        with open_store(front, primary.url, namespace="d", durability=wanted) as store:
             assert store.append("Account", "acc-1", [Opened(owner="a")], 0).first_version == 1
             stream = store.keys.stream("Account", "acc-1")
             with closing(fsyncing.client()) as on_replica:

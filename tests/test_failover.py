@@ -31,6 +31,7 @@ from eventstore._core.records import Entries
 from eventstore.testing import RedisClusterServers, RedisServer
 from tests.cluster_helpers import owner_of, spread_namespace
 from tests.domain import Deposited
+from tests.fronts import Front, open_store
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -139,9 +140,11 @@ def _kill_primary_of(cluster: RedisClusterServers, key: str) -> tuple[RedisServe
 
 def test_kill_a_primary_under_writes_loses_nothing_acknowledged(
     own_cluster: RedisClusterServers,
+    front: Front,
 ) -> None:
     namespace = spread_namespace(own_cluster, f"f{uuid.uuid4().hex[:6]}", 3)
-    store = EventStore.from_url(
+    store = open_store(
+        front,
         own_cluster.seed_url,
         namespace=namespace,
         partitions=3,
@@ -191,6 +194,7 @@ def test_kill_a_primary_under_writes_loses_nothing_acknowledged(
 
 def test_without_the_replica_wait_a_failover_can_lose_acknowledged_writes(
     own_cluster: RedisClusterServers,
+    front: Front,
 ) -> None:
     """The loss made certain: the replica is cut off (frozen, its link closed) while the
     primary acknowledges, then the primary dies and the stale replica takes over.
@@ -200,8 +204,9 @@ def test_without_the_replica_wait_a_failover_can_lose_acknowledged_writes(
     """
     namespace = f"n{uuid.uuid4().hex[:6]}"
     with (
-        EventStore.from_url(own_cluster.seed_url, namespace=namespace, cluster=True) as fast,
-        EventStore.from_url(
+        open_store(front, own_cluster.seed_url, namespace=namespace, cluster=True) as fast,
+        open_store(
+            front,
             own_cluster.seed_url,
             namespace=namespace,
             cluster=True,

@@ -19,6 +19,7 @@ from typing import cast
 import pytest
 import redis
 from redis.backoff import NoBackoff
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.retry import Retry
 
 from eventstore import (
@@ -34,10 +35,14 @@ from eventstore import (
 )
 from eventstore.testing import RedisServer, free_port
 from tests.domain import Account, Deposited, Opened
+from tests.fronts import Front, open_store
 from tests.waiting import retrying, wait_for
 
 ALWAYS = {"appendonly": "yes", "appendfsync": "always"}
 STEP = 256 * 1024
+
+
+pytestmark = pytest.mark.both_fronts
 
 
 class ReplyCutter:
@@ -117,11 +122,13 @@ def cutter(aof_always: RedisServer) -> Iterator[ReplyCutter]:
 @pytest.mark.parametrize("durability", [Durability.none(), Durability.local_fsync()])
 @pytest.mark.parametrize("who_retries", ["redis-py", "the caller"])
 def test_a_save_whose_reply_is_lost_is_retried_without_duplicates(
-    cutter: ReplyCutter, durability: Durability, who_retries: str
+    cutter: ReplyCutter, durability: Durability, who_retries: str, front: Front
 ) -> None:
     # redis-py 8.1: a client made by from_url does not retry unless told to
-    retry = Retry(NoBackoff(), 3 if who_retries == "redis-py" else 0)
-    store = EventStore.from_url(cutter.url, namespace="lost", durability=durability, retry=retry)
+    # each front takes redis-py's retry policy of its own kind
+    policy = AsyncRetry if front == "async" else Retry
+    retry = policy(NoBackoff(), 3 if who_retries == "redis-py" else 0)
+    store = open_store(front, cutter.url, namespace="lost", durability=durability, retry=retry)
     try:
         accounts = Repository(store, Account)
         warm = Account(id="warm-up")  # loads the script: the cut reply is the append's
@@ -209,8 +216,10 @@ def test_every_script_reloads_after_noscript(store: EventStore, name: str) -> No
         assert _replay_dead_letters(store) == 2  # the replay script reloads too
 
 
-def test_a_restart_loses_the_scripts_and_the_store_carries_on(aof_always: RedisServer) -> None:
-    with EventStore.from_url(aof_always.url, namespace="ns") as store:
+def test_a_restart_loses_the_scripts_and_the_store_carries_on(
+    aof_always: RedisServer, front: Front
+) -> None:
+    with open_store(front, aof_always.url, namespace="ns") as store:
         _history(store)
         aof_always.restart()  # a new process: no scripts
         assert retrying(lambda: store.append("Account", "acc-1", [Deposited(amount=1)], 2))
@@ -270,8 +279,9 @@ def _append_crossing_the_limit(store: EventStore) -> AppendResult:
 
 def test_out_of_memory_is_a_clear_error_and_nothing_is_half_written(
     small_server: RedisServer,
+    front: Front,
 ) -> None:
-    store = EventStore.from_url(small_server.url, namespace="oom", partitions=1)
+    store = open_store(front, small_server.url, namespace="oom", partitions=1)
     client = store.client
     try:
         store.append("Account", "acc-1", [Opened(owner="a")], 0)
@@ -319,11 +329,12 @@ def test_out_of_memory_is_a_clear_error_and_nothing_is_half_written(
 
 
 @pytest.mark.slow
+@pytest.mark.sync_front  # a sync Projection; the async runner has its own restart tests
 @pytest.mark.parametrize("kill", [False, True], ids=["restart", "sigkill"])
 def test_projection_resumes_after_a_server_restart_applying_each_event_once(
-    aof_always: RedisServer, kill: bool
+    aof_always: RedisServer, kill: bool, front: Front
 ) -> None:
-    store = EventStore.from_url(aof_always.url, namespace="pr", partitions=2)
+    store = open_store(front, aof_always.url, namespace="pr", partitions=2)
     projection = Projection(store, "totals", block_ms=100, reconnect_for=30)
 
     @projection.on(Deposited)
@@ -358,7 +369,7 @@ def test_projection_resumes_after_a_server_restart_applying_each_event_once(
         projection.stop()
         store.close()
     assert projection.error is None
-    with EventStore.from_url(aof_always.url, namespace="pr") as reopened:
+    with open_store(front, aof_always.url, namespace="pr") as reopened:
         client = reopened.client
         seen_raw = cast(list[bytes], client.lrange(projection.active_key("seen"), 0, -1))
         seen = [e.decode() for e in seen_raw]

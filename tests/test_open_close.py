@@ -8,7 +8,10 @@ import uuid
 import pytest
 import redis
 
-from eventstore import ConfigurationError, EventStore
+from eventstore import ConfigurationError
+from tests.fronts import Front, open_store
+
+pytestmark = pytest.mark.both_fronts
 
 
 def _connected_names(url: str) -> list[str]:
@@ -16,12 +19,14 @@ def _connected_names(url: str) -> list[str]:
         return [str(client.get("name", "")) for client in probe.client_list()]
 
 
-def test_a_store_that_fails_to_open_closes_its_connections(redis_url: str, namespace: str) -> None:
-    with EventStore.from_url(redis_url, namespace=namespace, partitions=1):
+def test_a_store_that_fails_to_open_closes_its_connections(
+    redis_url: str, namespace: str, front: Front
+) -> None:
+    with open_store(front, redis_url, namespace=namespace, partitions=1):
         pass
     name = f"failing-{uuid.uuid4().hex[:8]}"
     with pytest.raises(ConfigurationError) as failed:
-        EventStore.from_url(redis_url, namespace=namespace, partitions=2, client_name=name)
+        open_store(front, redis_url, namespace=namespace, partitions=2, client_name=name)
     # the traceback (which keeps the half-made store's client alive) is still held here:
     # only an explicit close can have ended the connection
     assert failed.traceback

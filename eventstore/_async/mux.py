@@ -9,9 +9,10 @@ one connection than a naive client taking a pooled connection per call.
 
 Cancellation cannot put the connection out of step: a call cancelled before its batch is
 written is left out of it; one cancelled after is still read, and its replies dropped.
-A connection error fails every call written on that connection and not yet answered
-(they may or may not have run: appends are idempotent, reads harmless), and the next
-batch connects again. Blocking commands (``XREAD BLOCK``) never come here: they hold a
+A connection error on a call written and not yet answered (it may or may not have run:
+appends are idempotent, reads harmless) re-sends it on a new connection as the client's
+``retry`` policy says, as redis-py re-sends a command; once that is spent the call fails
+with the error. Blocking commands (``XREAD BLOCK``) never come here: they hold a
 connection of their own.
 """
 
@@ -40,11 +41,15 @@ def multiplexer(client: redis.Redis) -> Multiplexer:
 
 
 class _Call:
-    __slots__ = ("count", "future")
+    __slots__ = ("commands", "count", "failures", "future")
 
-    def __init__(self, count: int, future: asyncio.Future[list[Any]]) -> None:
-        self.count = count
+    def __init__(
+        self, commands: Sequence[Sequence[Any]], future: asyncio.Future[list[Any]]
+    ) -> None:
+        self.commands = commands
+        self.count = len(commands)
         self.future = future
+        self.failures = 0
 
 
 class Multiplexer:
@@ -71,11 +76,19 @@ class Multiplexer:
         if self._closed:
             raise redis.ConnectionError("the store was closed")
         loop = asyncio.get_running_loop()
-        call = _Call(len(commands), loop.create_future())
-        self._queued.append((commands, call))
-        if self._writer is None:
-            self._writer = loop.create_task(self._write())
+        call = _Call(commands, loop.create_future())
+        self._queue(call)
         return call.future
+
+    def _queue(self, call: _Call) -> None:
+        if call.future.done():
+            return
+        if self._closed:
+            _fail(call, redis.ConnectionError("the store was closed"))
+            return
+        self._queued.append((call.commands, call))
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write())
 
     @property
     def in_flight(self) -> int:
@@ -145,13 +158,24 @@ class Multiplexer:
                 self._reader = None
 
     async def _broken(self, connection: Any, exc: BaseException) -> None:
-        """Fail every call written on ``connection``; the next batch connects again."""
+        """Re-send (or fail) every call written on ``connection``; the next batch
+        connects again."""
         if self._connection is not connection:
             return
         failed, self._written = self._written, deque()
+        retry = getattr(connection, "retry", None)
         for call in failed:
-            _fail(call, exc)
+            self._retry_or_fail(call, exc, retry)
         await self._drop(connection)
+
+    def _retry_or_fail(self, call: _Call, exc: BaseException, retry: Any) -> None:
+        call.failures += 1
+        retryable = isinstance(exc, redis.ConnectionError | redis.TimeoutError)
+        if retry is None or not retryable or call.failures > retry.get_retries():
+            _fail(call, exc)
+            return
+        delay = retry._backoff.compute(call.failures)
+        asyncio.get_running_loop().call_later(delay, self._queue, call)
 
     async def _drop(self, connection: Any) -> None:
         self._connection = None

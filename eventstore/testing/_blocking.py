@@ -4,9 +4,9 @@ It lets the suites written against ``EventStore`` (the contract suite, property 
 state machines) hold the async front to the same rules: every call is run on an event
 loop in a thread of its own, so calls from several threads at once become concurrent
 tasks on that loop, pipelined as any async application's would be. Coroutines are
-awaited, async generators drained into lists, and what the async front hands out to
-``async with`` / ``async for`` (subscriptions, live feeds) gets a sync face the same way;
-anything else is passed through.
+awaited, async generators drained into lists, and what the async front hands out
+(subscriptions and live feeds for ``async with`` / ``async for``, groups, workers) gets a
+sync face the same way; anything else is passed through.
 
 ::
 
@@ -78,6 +78,8 @@ class _Blocking:
             return iter(self.runner.run(_drain(result)))
         if hasattr(result, "__aenter__") or hasattr(result, "__anext__"):
             return _BlockingResource(self.runner, result)
+        if type(result).__module__.startswith("eventstore._async."):  # a group, a worker...
+            return _Blocking(self.runner, result)
         return result
 
 
