@@ -18,8 +18,8 @@ from typing import cast
 
 import pytest
 import redis
-from redis.backoff import NoBackoff
 from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from eventstore import (
