@@ -20,11 +20,14 @@ from eventstore import (
     EventStore,
     InvalidEvent,
     NewEvent,
-    Repository,
     Snapshot,
 )
+from eventstore._async.store import AsyncEventStore
 from eventstore._redis.store import EventStore as _StoreClass
 from tests.domain import Account, Deposited, Tagged
+from tests.fronts import Front, repository
+
+pytestmark = pytest.mark.both_fronts
 
 
 class AccountWithLimit(Account):
@@ -60,7 +63,7 @@ def commands_sent(store: EventStore, action: Callable[[], object]) -> list[str]:
 
 
 def test_save_then_get(store: EventStore) -> None:
-    accounts = Repository(store, Account)
+    accounts = repository(store, Account)
     account = _opened([10, 5])
     result = accounts.save(account)
     assert isinstance(result, AppendResult)
@@ -72,7 +75,7 @@ def test_save_then_get(store: EventStore) -> None:
 
 
 def test_saves_continue_from_the_committed_version(store: EventStore) -> None:
-    accounts = Repository(store, Account)
+    accounts = repository(store, Account)
     account = _opened([1])
     accounts.save(account)
     account.deposit(2)
@@ -84,7 +87,7 @@ def test_saves_continue_from_the_committed_version(store: EventStore) -> None:
 
 
 def test_get_at_a_past_version(store: EventStore) -> None:
-    accounts = Repository(store, Account, snapshot_every=2)
+    accounts = repository(store, Account, snapshot_every=2)
     account = _opened([])
     accounts.save(account)
     for amount in (1, 2, 4, 8):
@@ -96,7 +99,7 @@ def test_get_at_a_past_version(store: EventStore) -> None:
 
 
 def test_missing_aggregate_and_missing_version(store: EventStore) -> None:
-    accounts = Repository(store, Account)
+    accounts = repository(store, Account)
     with pytest.raises(AggregateNotFound) as missing:
         accounts.get("nobody")
     assert (missing.value.aggregate_type, missing.value.aggregate_id) == ("Account", "nobody")
@@ -111,7 +114,7 @@ def test_missing_aggregate_and_missing_version(store: EventStore) -> None:
 
 
 def test_concurrent_save_raises_with_expected_and_actual(store: EventStore) -> None:
-    accounts = Repository(store, Account)
+    accounts = repository(store, Account)
     accounts.save(_opened([1]))
     first, second = accounts.get("acc-1"), accounts.get("acc-1")
     first.deposit(5)
@@ -131,7 +134,7 @@ def test_concurrent_save_raises_with_expected_and_actual(store: EventStore) -> N
 
 
 def test_creating_an_existing_aggregate_conflicts(store: EventStore) -> None:
-    accounts = Repository(store, Account)
+    accounts = repository(store, Account)
     accounts.save(_opened([1]))
     with pytest.raises(ConcurrencyError) as info:
         accounts.save(_opened([2]))
@@ -143,13 +146,13 @@ def test_saving_another_class_is_refused(store: EventStore) -> None:
         pass
 
     with pytest.raises(TypeError, match="saves Account"):
-        Repository(store, Account).save(Other())  # type: ignore[arg-type]
+        repository(store, Account).save(Other())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="snapshot_every"):
-        Repository(store, Account, snapshot_every=0)
+        repository(store, Account, snapshot_every=0)
 
 
 def test_snapshot_is_written_in_the_same_call_when_due(store: EventStore) -> None:
-    accounts = Repository(store, Account, snapshot_every=3)
+    accounts = repository(store, Account, snapshot_every=3)
     account = _opened([1])
     accounts.save(account)  # versions 1-2: no multiple of 3 crossed
     assert store.read_snapshot("Account", "acc-1") is None
@@ -175,7 +178,7 @@ def test_snapshot_is_written_in_the_same_call_when_due(store: EventStore) -> Non
 
 
 def test_get_is_one_round_trip(store: EventStore) -> None:
-    accounts = Repository(store, Account, snapshot_every=5)
+    accounts = repository(store, Account, snapshot_every=5)
     accounts.save(_opened(list(range(1, 12))))
     assert store.read_snapshot("Account", "acc-1") is not None
     with_snapshot = commands_sent(store, lambda: accounts.get("acc-1"))
@@ -187,7 +190,7 @@ def test_get_is_one_round_trip(store: EventStore) -> None:
 
 
 def test_snapshot_of_another_shape_is_ignored(store: EventStore) -> None:
-    limited = Repository(store, AccountWithLimit, snapshot_every=1)
+    limited = repository(store, AccountWithLimit, snapshot_every=1)
     account = AccountWithLimit(id="acc-1")
     account.open("ann")
     account.deposit(5)
@@ -203,12 +206,12 @@ def test_snapshot_of_another_shape_is_ignored(store: EventStore) -> None:
         "fingerprint",
         2,
     )
-    plain = Repository(store, Account).get("acc-1")
+    plain = repository(store, Account).get("acc-1")
     assert (plain.balance, plain.version) == (5, 2)
 
 
 def test_planted_snapshot_with_other_fingerprint_is_not_loaded(store: EventStore) -> None:
-    accounts = Repository(store, Account)
+    accounts = repository(store, Account)
     accounts.save(_opened([1, 2]))
     bogus = Snapshot(3, "0123456789abcdef", {"owner": "mallory", "balance": 10**9, "tags": []})
     assert store.write_snapshot("Account", "acc-1", bogus)
@@ -217,7 +220,7 @@ def test_planted_snapshot_with_other_fingerprint_is_not_loaded(store: EventStore
 
 
 def test_snapshot_newer_than_the_version_asked_is_not_used(store: EventStore) -> None:
-    accounts = Repository(store, Account, snapshot_every=2)
+    accounts = repository(store, Account, snapshot_every=2)
     accounts.save(_opened([1, 2, 3]))
     assert store.read_snapshot("Account", "acc-1").version == 4  # type: ignore[union-attr]
     loaded = store.load("Account", "acc-1", fingerprint=Account.schema_fingerprint(), version=2)
@@ -226,7 +229,7 @@ def test_snapshot_newer_than_the_version_asked_is_not_used(store: EventStore) ->
 
 
 def test_take_snapshot_outside_a_save(store: EventStore) -> None:
-    accounts = Repository(store, Account)
+    accounts = repository(store, Account)
     accounts.save(_opened([4, 5]))
     taken = accounts.take_snapshot("acc-1")
     assert taken.version == 3
@@ -238,7 +241,7 @@ def test_take_snapshot_outside_a_save(store: EventStore) -> None:
 
 
 def test_metadata_is_readable_back(store: EventStore) -> None:
-    accounts = Repository(store, Account)
+    accounts = repository(store, Account)
     account = _opened([3])
     ids, times = account.pending_event_ids, account.pending_event_times
     accounts.save(
@@ -257,17 +260,23 @@ def test_metadata_is_readable_back(store: EventStore) -> None:
 
 
 def test_resave_after_a_lost_reply_writes_once(
-    store: EventStore, monkeypatch: pytest.MonkeyPatch
+    store: EventStore, monkeypatch: pytest.MonkeyPatch, front: Front
 ) -> None:
-    accounts = Repository(store, Account, snapshot_every=2)
+    accounts = repository(store, Account, snapshot_every=2)
     account = _opened([1, 2])
-    real_append = _StoreClass.append_encoded
+    store_class: Any = _StoreClass if front == "sync" else AsyncEventStore
+    real_append = store_class.append_encoded
 
     def reply_lost(self: EventStore, *args: Any, **kwargs: Any) -> AppendResult:
         real_append(self, *args, **kwargs)  # the server did the write...
         raise redis.ConnectionError("connection reset")  # ...and the reply never came
 
-    monkeypatch.setattr(_StoreClass, "append_encoded", reply_lost)
+    async def reply_lost_async(self: AsyncEventStore, *args: Any, **kwargs: Any) -> AppendResult:
+        await real_append(self, *args, **kwargs)
+        raise redis.ConnectionError("connection reset")
+
+    lost = reply_lost if front == "sync" else reply_lost_async
+    monkeypatch.setattr(store_class, "append_encoded", lost)
     with pytest.raises(redis.ConnectionError):
         accounts.save(account)
     monkeypatch.undo()
@@ -282,7 +291,7 @@ def test_resave_after_a_lost_reply_writes_once(
 
 
 def test_resave_of_a_copy_after_later_writes_still_writes_once(store: EventStore) -> None:
-    accounts = Repository(store, Account)
+    accounts = repository(store, Account)
     account = _opened([1])
     lost = copy.deepcopy(account)  # what a client whose reply was lost still holds
     accounts.save(account)
@@ -330,7 +339,7 @@ def test_encoded_payloads_must_be_json_objects(
 def test_old_schema_versions_are_upcast_on_load(store: EventStore) -> None:
     old = NewEvent("id-1", "Tagged", 1, 1, '{"tag":"vip"}')  # written before tags existed
     store.append_encoded("Account", "acc-1", [old], 0)
-    assert Repository(store, Account).get("acc-1").tags == ["vip"]
+    assert repository(store, Account).get("acc-1").tags == ["vip"]
     (recorded,) = store.read("Account", "acc-1")
     assert (recorded.schema_version, recorded.event) == (1, Tagged(tags=["vip"]))
 

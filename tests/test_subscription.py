@@ -146,11 +146,12 @@ def test_subscription_reconnects_after_its_connection_is_killed(store: EventStor
 
 def test_dedicated_connection_blocks_longer_than_it_waits(store: EventStore) -> None:
     with store.subscribe(block_ms=45_000) as sub:
-        kwargs = sub._client.connection_pool.connection_kwargs
-        assert kwargs["socket_timeout"] > 45
+        own = sub._client
+        assert own is not None
+        assert own.connection_pool.connection_kwargs["socket_timeout"] > 45
         # its own pool, not the store's (whose connections never block)
-        assert isinstance(sub._client, redis.Redis | redis.asyncio.Redis)
-        assert sub._client.connection_pool is not store.client.connection_pool
+        assert isinstance(own, redis.Redis | redis.asyncio.Redis)
+        assert own.connection_pool is not store.client.connection_pool
 
 
 def test_wait_until_caught_up_from_another_thread(partitioned: EventStore) -> None:

@@ -12,9 +12,11 @@ from tests.fronts import FRONTS, Front, open_store
 
 
 def test_names_and_classes_are_the_same_filter() -> None:
-    assert type_names([Deposited, "Withdrawn"], "event_types") == {"Deposited", "Withdrawn"}
-    assert type_names(Account, "aggregate_types") == {"Account"}
-    assert type_names("Account", "aggregate_types") == {"Account"}
+    assert type_names([Deposited, "Withdrawn"], "event_types") == frozenset(
+        {"Deposited", "Withdrawn"}
+    )
+    assert type_names(Account, "aggregate_types") == frozenset({"Account"})
+    assert type_names("Account", "aggregate_types") == frozenset({"Account"})
     assert type_names(None, "event_types") is None
 
 

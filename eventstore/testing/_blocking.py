@@ -130,6 +130,13 @@ class BlockingAsyncStore(_Blocking):
             runner.close()
             raise
 
+    def repository(self, aggregate_class: type[Any], **options: Any) -> Any:
+        """An ``AsyncRepository`` of this store with the same sync face (``save``, ``get``
+        awaited on the loop)."""
+        from eventstore._async.repository import AsyncRepository
+
+        return _Blocking(self.runner, AsyncRepository(self.async_store, aggregate_class, **options))
+
     def close(self) -> None:
         """Close the store, then stop its loop."""
         try:
