@@ -12,7 +12,17 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
-__all__ = ["Wake", "AsyncEvent", "Attempt", "close_at_exit", "opened", "run_blocking", "sleep"]
+__all__ = [
+    "AsyncBackground",
+    "Wake",
+    "Handler",
+    "AsyncEvent",
+    "Attempt",
+    "close_at_exit",
+    "opened",
+    "run_blocking",
+    "sleep",
+]
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -22,6 +32,9 @@ Attempt = Callable[[], Awaitable[T]]
 
 Wake = Callable[[float], Awaitable[object]]
 """Wait up to a timeout for a wake-up hint (a live notification)."""
+
+Handler = Callable[[T], Awaitable[object]]
+"""A callback given one value (a worker's event handler): a coroutine function here."""
 
 
 class AsyncEvent:
@@ -95,3 +108,40 @@ def close_at_exit(store: Any, server: Any, client_name: str) -> None:
             server.shutdown_if_unused(client_name)
 
     atexit.register(stop)
+
+
+class AsyncBackground:
+    """``target()`` run as a task of the running loop; the sync twin runs it in a thread.
+
+    The task is kept here (the loop holds only a weak reference to it).
+    """
+
+    def __init__(self, target: Callable[[], Awaitable[object]], *, name: str) -> None:
+        self._target = target
+        self._name = name
+        self._task: asyncio.Task[object] | None = None
+
+    def start(self) -> None:
+        """Start the task (call it from a coroutine: it needs the running loop)."""
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=self._name)
+
+    async def _run(self) -> object:
+        return await self._target()
+
+    def alive(self) -> bool:
+        """Whether the task was started and has not ended yet."""
+        return self._task is not None and not self._task.done()
+
+    async def join(self, timeout: float | None = None) -> None:
+        """Wait up to ``timeout`` seconds for the task to end (never cancelled here);
+        returns at once when called from the task itself. May be awaited on another
+        loop (another thread), as the sync twin may be joined from any thread."""
+        task = self._task
+        if task is None or task.done() or task is asyncio.current_task():
+            return
+        home = task.get_loop()
+        if home is asyncio.get_running_loop():
+            await asyncio.wait({task}, timeout=timeout)
+            return
+        waiting = asyncio.run_coroutine_threadsafe(asyncio.wait({task}, timeout=timeout), home)
+        await asyncio.wrap_future(waiting)

@@ -8,7 +8,17 @@ import time
 from collections.abc import Callable
 from typing import Any, ParamSpec, Protocol, TypeVar
 
-__all__ = ["Wake", "Attempt", "Event", "close_at_exit", "opened", "run_blocking", "sleep"]
+__all__ = [
+    "Background",
+    "Wake",
+    "Handler",
+    "Attempt",
+    "Event",
+    "close_at_exit",
+    "opened",
+    "run_blocking",
+    "sleep",
+]
 
 T = TypeVar("T")
 
@@ -25,6 +35,9 @@ Attempt = Callable[[], T]
 
 Wake = Callable[[float], object]
 """Wait up to a timeout for a wake-up hint (a live notification)."""
+
+Handler = Callable[[T], object]
+"""A callback given one value (a worker's event handler): a plain function here."""
 
 
 Event = threading.Event
@@ -53,3 +66,29 @@ def close_at_exit(store: Any, server: Any, client_name: str) -> None:
     """Close ``store`` at interpreter exit (stopping the embedded ``server`` if unused)."""
     del server, client_name  # close() knows them
     atexit.register(store.close)
+
+
+class Background:
+    """``target()`` run in a daemon thread; the twin of ``eventstore._async.io.AsyncBackground``."""
+
+    def __init__(self, target: Callable[[], object], *, name: str) -> None:
+        self._target = target
+        self._name = name
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._thread = threading.Thread(target=self._target, name=self._name, daemon=True)
+        self._thread.start()
+
+    def alive(self) -> bool:
+        """Whether the thread was started and has not ended yet."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait up to ``timeout`` seconds for the thread to end; returns at once when
+        called from the thread itself."""
+        thread = self._thread
+        if thread is None or thread is threading.current_thread():
+            return
+        thread.join(timeout)

@@ -1,0 +1,240 @@
+# unasync: generates the sync module of the same name
+"""Applying one page of events: the handlers' writes and the checkpoint in one MULTI/EXEC.
+
+Handlers queue their writes on ``ctx.pipe`` (queuing is not awaited on either front);
+the page commits them with the projection's checkpoint in one transaction that WATCHes
+the version's lease (``AsyncLease``), so model and checkpoint move together and a runner
+that was taken over commits nothing. A handler that raises gets the writes of the
+events before it committed, and the failure recorded in Redis; a write Redis refuses at
+EXEC time puts the checkpoint back before the event that queued it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+import redis.asyncio as redis
+from redis.asyncio.client import Pipeline
+
+from eventstore._async.io import AsyncEvent
+from eventstore._async.lease import AsyncLease
+from eventstore._async.projection_admin import AsyncProjectionAdmin
+from eventstore._async.shards import RETRYABLE
+from eventstore._core.checkpoint import Checkpoint
+from eventstore._core.codec import now_ms
+from eventstore._core.errors import ProjectionError
+from eventstore._core.groups import describe_error
+from eventstore._core.log import FollowedPage
+from eventstore._core.projections import failure_fields
+from eventstore._core.records import RecordedEvent
+
+__all__ = ["AsyncPageCommits", "AsyncProjectionContext"]
+
+_COMMAND_NUMBER = re.compile(r"Command # (\d+)")
+
+
+@attrs.define
+class _Batch:
+    """One page being applied: the MULTI pipeline and which commands belong to which event."""
+
+    pipe: Pipeline
+    partition: int
+    committed: int
+    handled: int
+    marks: list[tuple[int, RecordedEvent]] = attrs.field(factory=list)
+
+
+class AsyncProjectionContext:
+    """What a handler gets next to the event: the record and where to write the model.
+
+    Write through ``pipe`` (queued in the page's MULTI, committed with the checkpoint;
+    queuing is not awaited). Read through ``client`` (a property, awaited on the asyncio
+    front): it first commits the earlier events' writes, so reads see them; read before
+    writing in a handler (reading after this event queued writes would not see them, so
+    it raises).
+    """
+
+    def __init__(
+        self, projection: AsyncPageCommits, batch: _Batch, record: RecordedEvent, mark: int
+    ) -> None:
+        self.projection = projection
+        self.record = record
+        self._batch = batch
+        self._mark = mark
+
+    @property
+    def pipe(self) -> Pipeline:
+        """The transaction the read model writes go into."""
+        return self._batch.pipe
+
+    def key(self, *parts: str) -> str:
+        """A read model key of this projection version, e.g. ``ctx.key("by_email")``."""
+        return self.projection.key(*parts)
+
+    @property
+    def client(self) -> Awaitable[redis.Redis]:
+        """A client for reading the model, after committing the earlier events' writes."""
+        return self._committed_client()
+
+    async def _committed_client(self) -> redis.Redis:
+        if len(self._batch.pipe.command_stack) > self._mark:
+            raise RuntimeError(
+                f"projection {self.projection.name!r}: read the model before queuing writes "
+                f"in a handler ({self.record.event_type} at position {self.record.position})"
+            )
+        await self.projection._commit(self._batch, self._batch.handled)
+        self._mark = 0
+        self._batch.marks.append((0, self.record))  # the commit cleared the marks
+        return self.projection.store.client
+
+
+Handlers = dict[str, Callable[[Any, AsyncProjectionContext], Awaitable[None]]]
+
+
+class AsyncPageCommits(AsyncProjectionAdmin):
+    """The page commits of a projection runner (``AsyncProjection`` is the runner).
+
+    It keeps what the commits move: the committed checkpoint (waking ``_moved``'s
+    waiters), the number of commits, and the failed event this version is stopped at.
+    """
+
+    _handlers: Handlers
+    _lease: AsyncLease
+    _committed: Checkpoint
+    _moved: AsyncEvent
+    _failed: tuple[int, int] | None  # (partition, position) of last_error
+    _commits: int  # successful commits so far: run() tells outages apart with it
+
+    async def _apply(self, page: FollowedPage) -> None:
+        start = self._committed.position(page.partition)
+        async with self.store.client.pipeline(transaction=True) as pipe:
+            batch = _Batch(pipe, page.partition, committed=start, handled=start)
+            for record in page.events:
+                await self._handle(batch, record)
+            await self._commit(batch, page.last_position)
+
+    async def _handle(self, batch: _Batch, record: RecordedEvent) -> None:
+        mark = len(batch.pipe.command_stack)
+        context = AsyncProjectionContext(self, batch, record, mark)
+        batch.marks.append((mark, record))
+        try:
+            await self._handlers[record.event_type](record.event, context)
+        except RETRYABLE:
+            # The projection's own link failed (e.g. a read through ctx.client), not the
+            # handler: run() reconnects and handles the event again from the checkpoint.
+            raise
+        except Exception as exc:
+            # Drop this event's queued writes, keep the earlier events' ones: the checkpoint
+            # stops right before the failed event, which is handled again after a restart.
+            del batch.pipe.command_stack[context._mark :]
+            batch.marks.pop()
+            await self._commit(batch, batch.handled)
+            raise await self._fail(record, f"handler raised {exc!r}", exc) from exc
+        batch.handled = record.position
+
+    async def _commit(self, batch: _Batch, position: int) -> None:
+        if position <= batch.committed and not batch.pipe.command_stack:
+            return
+        queued = list(batch.pipe.command_stack)
+        batch.pipe.command_stack.clear()
+        # under the lease: if another runner takes over before EXEC, nothing applies
+        async with self._lease.transaction() as tx:
+            for args, options in queued:
+                tx.execute_command(*args, **options)  # type: ignore[no-untyped-call,unused-ignore]
+            tx.hset(self.store.keys.checkpoints(batch.partition), self.checkpoint_field, position)
+            passes = self._passes_failure(batch.partition, position)
+            if passes:
+                tx.delete(self.error_key)  # with the checkpoint that gets past the failure
+            results = await self._execute(tx, batch)
+        failed = next((i for i, r in enumerate(results) if isinstance(r, Exception)), None)
+        if failed is not None:
+            await self._rewind_after_failed_exec(batch, failed, results[failed])
+        if passes:
+            self._failed = None
+        batch.committed, batch.marks = position, []
+        self._commits += 1
+        self._set_committed(self._committed.advance(batch.partition, position))
+
+    async def _execute(self, tx: Pipeline, batch: _Batch) -> list[Any]:
+        try:
+            return await self._lease.execute(tx, raise_on_error=False)
+        except redis.ResponseError as exc:  # refused while queuing: EXEC applied nothing
+            record = _failed_record(batch, _command_index(exc))
+            raise await self._fail(record, str(exc), exc) from exc
+
+    async def _rewind_after_failed_exec(self, batch: _Batch, index: int, exc: Exception) -> None:
+        # EXEC does not roll back: the other commands were applied. Put the checkpoint back
+        # before the failed event so it is never skipped; its writes (and the later events'
+        # of this page) will be applied again after the fix, so keep such handlers idempotent.
+        record = _failed_record(batch, index)
+        keys = self.store.keys
+        before = max(batch.committed, record.position - 1)
+        async with self._lease.transaction() as tx:
+            tx.hset(keys.checkpoints(batch.partition), self.checkpoint_field, before)
+            await self._lease.execute(tx)
+        raise await self._fail(record, f"Redis refused a read model write: {exc}", exc) from exc
+
+    def _set_committed(self, checkpoint: Checkpoint) -> None:
+        self._committed = checkpoint
+        self._wake_waiters()
+
+    def _wake_waiters(self) -> None:
+        # a fresh event per move: a waiter holds the one it checked the state against,
+        # so a move between its check and its wait still wakes it
+        moved, self._moved = self._moved, AsyncEvent()
+        moved.set()
+
+    def _passes_failure(self, partition: int, position: int) -> bool:
+        if self._failed is None:
+            return False
+        failed_partition, failed_position = self._failed
+        return partition == failed_partition and position >= failed_position
+
+    async def _fail(self, record: RecordedEvent, reason: str, cause: Exception) -> ProjectionError:
+        """The error to raise, once recorded in Redis for other processes to see."""
+        error = self._error(record, reason)
+        fields: dict[Any, Any] = failure_fields(error, describe_error(cause), now_ms())
+
+        try:
+            async with self._lease.transaction() as tx:
+                tx.delete(self.error_key)
+                tx.hset(self.error_key, mapping=fields)
+                # failed on its first event, a version has no checkpoint yet: register it
+                # at 0, so status and list show it (and log trims keep what it still needs)
+                tx.hsetnx(self.store.keys.checkpoints(record.partition), self.checkpoint_field, 0)
+                await self._lease.execute(tx)
+        except redis.RedisError as exc:  # the raised error still names the event
+            error.add_note(f"recording it in {self.error_key} failed too: {exc!r}")
+        self._failed = (record.partition, record.position)
+        return error
+
+    def _error(self, record: RecordedEvent, reason: str) -> ProjectionError:
+        stream = self.store.keys.stream(record.aggregate_type, record.aggregate_id)
+        return ProjectionError(
+            self.name,
+            event_type=record.event_type,
+            stream=stream,
+            version=record.version,
+            partition=record.partition,
+            position=record.position,
+            reason=reason,
+        )
+
+
+def _command_index(exc: Exception) -> int:
+    match = _COMMAND_NUMBER.search(str(exc))
+    return int(match.group(1)) - 1 if match else 0
+
+
+def _failed_record(batch: _Batch, index: int) -> RecordedEvent:
+    """The event whose handler queued command ``index`` of the transaction."""
+    owner = batch.marks[0][1] if batch.marks else None
+    for mark, record in batch.marks:
+        if mark <= index:
+            owner = record
+    if owner is None:
+        raise RuntimeError("a failed command belongs to no event (checkpoint write failed)")
+    return owner

@@ -1,0 +1,219 @@
+"""``AsyncProjection`` where the async front differs in shape: reads awaited through
+``ctx.client``, redis.asyncio's own pipeline and connections; and both fronts on one
+projection (a sync runner taken over by an async one, checkpoints and failures read
+across)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio
+from redis.asyncio.client import Pipeline
+
+from eventstore import (
+    AsyncEventStore,
+    AsyncProjection,
+    AsyncProjectionContext,
+    ConfigurationError,
+    EventStore,
+    Projection,
+    ProjectionContext,
+    ProjectionError,
+    ProjectionTakenOver,
+)
+from eventstore.testing import RedisClusterServers
+from tests.domain import Deposited, Opened
+from tests.projection_fronts import balances
+
+
+def _totals(store: AsyncEventStore, **options: Any) -> AsyncProjection:
+    projection = AsyncProjection(store, "totals", **options)
+
+    @projection.on(Deposited)
+    async def _deposited(event: Deposited, ctx: AsyncProjectionContext) -> None:
+        ctx.pipe.incrby(ctx.key("total"), event.amount)
+
+    return projection
+
+
+def test_handlers_await_reads_that_see_earlier_events(redis_url: str, namespace: str) -> None:
+    async def main() -> None:
+        async with await AsyncEventStore.from_url(redis_url, namespace=namespace) as store:
+            await store.append("Account", "a1", [Opened(owner="x")] + [Deposited(amount=1)] * 4, 0)
+            projection = AsyncProjection(store, "running_total")
+
+            @projection.on(Deposited)
+            async def _deposited(event: Deposited, ctx: AsyncProjectionContext) -> None:
+                client = await ctx.client  # commits the earlier events' writes first
+                current = int(await client.get(ctx.key("total")) or 0)
+                ctx.pipe.set(ctx.key("total"), current + event.amount)
+
+            await projection.run(until_caught_up=True)
+            assert await store.client.get(projection.key("total")) == b"4"
+            assert (await projection.checkpoint()).position(0) == 5
+
+    asyncio.run(main())
+
+
+def test_reading_after_writing_in_a_handler_is_refused(redis_url: str, namespace: str) -> None:
+    async def main() -> None:
+        async with await AsyncEventStore.from_url(redis_url, namespace=namespace) as store:
+            await store.append("Account", "a1", [Deposited(amount=1)], 0)
+            projection = AsyncProjection(store, "misordered")
+
+            @projection.on(Deposited)
+            async def _deposited(event: Deposited, ctx: AsyncProjectionContext) -> None:
+                ctx.pipe.set(ctx.key("x"), 1)
+                await (await ctx.client).get(ctx.key("x"))
+
+            with pytest.raises(ProjectionError, match="before queuing writes"):
+                await projection.run(until_caught_up=True)
+            assert await store.client.get(projection.key("x")) is None
+
+    asyncio.run(main())
+
+
+def test_model_and_checkpoint_move_together_when_the_link_drops_around_exec(
+    redis_url: str, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The link lost right before EXEC, and right after it (the reply lost): after the
+    reconnect the model holds every event exactly once."""
+    real_execute = Pipeline.execute
+    calls = {"n": 0}
+
+    async def flaky_execute(self: Pipeline, raise_on_error: bool = True) -> list[Any]:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise redis.ConnectionError("lost before EXEC")
+        if calls["n"] == 4:
+            await real_execute(self, raise_on_error)
+            raise redis.ConnectionError("lost after EXEC, reply never arrived")
+        return await real_execute(self, raise_on_error)
+
+    async def main() -> None:
+        async with await AsyncEventStore.from_url(redis_url, namespace=namespace) as store:
+            await store.append("Account", "a1", [Deposited(amount=n) for n in range(1, 11)], 0)
+            projection = _totals(store, page_size=2)
+            monkeypatch.setattr(Pipeline, "execute", flaky_execute)
+            await projection.run(until_caught_up=True)
+            monkeypatch.undo()
+            assert calls["n"] > 4
+            assert int(await store.client.get(projection.key("total")) or 0) == sum(range(1, 11))
+            assert (await projection.checkpoint()).position(0) == 10
+
+    asyncio.run(main())
+
+
+def test_a_connection_killed_inside_the_commit_is_retried_not_a_takeover(
+    redis_url: str, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """redis.asyncio, like redis-py, reports a connection lost while the lease is WATCHed
+    as ``WatchError``: the runner must see a lost link, not a takeover."""
+    killer = redis.Redis.from_url(redis_url)
+    real_multi = Pipeline.multi
+    kills = {"n": 0}
+
+    def multi_then_kill(self: Pipeline) -> Any:
+        # a real kill of the commit's own connection, between WATCH and EXEC
+        if self.watching and kills["n"] < 2:
+            kills["n"] += 1
+            host, port = self.connection._writer.get_extra_info("sockname")[:2]  # type: ignore[union-attr]
+            killer.execute_command("CLIENT", "KILL", "ADDR", f"{host}:{port}")  # type: ignore[no-untyped-call]
+        return real_multi(self)  # type: ignore[no-untyped-call]
+
+    async def main() -> None:
+        async with await AsyncEventStore.from_url(redis_url, namespace=namespace) as store:
+            await store.append("Account", "a1", [Deposited(amount=n) for n in range(1, 11)], 0)
+            projection = _totals(store, page_size=3)
+            monkeypatch.setattr(Pipeline, "multi", multi_then_kill)
+            await projection.run(until_caught_up=True)
+            monkeypatch.undo()
+            assert kills["n"] == 2
+            assert int(await store.client.get(projection.key("total")) or 0) == sum(range(1, 11))
+            assert (await projection.checkpoint()).position(0) == 10
+
+    try:
+        asyncio.run(main())
+    finally:
+        killer.close()
+
+
+def test_a_sync_runner_is_taken_over_by_an_async_runner(store: EventStore, redis_url: str) -> None:
+    store.append("Account", "a1", [Deposited(amount=1)] * 5, 0)
+    old = balances("sync", store, block_ms=100)
+
+    async def main() -> None:
+        async with await AsyncEventStore.from_url(redis_url, namespace=store.namespace) as aio:
+            new = balances("async", aio, block_ms=100)
+            async with new:
+                assert await new.wait_until_caught_up(10)
+                await aio.append("Account", "a1", [Deposited(amount=10)], 5)
+                assert await new.wait_until_caught_up(10)
+                async with asyncio.timeout(10):
+                    while old.running:  # stops by itself at its next commit
+                        await asyncio.sleep(0.01)
+                assert new.running
+
+    with old:
+        assert old.wait_until_caught_up(10)
+        asyncio.run(main())
+        assert isinstance(old.error, ProjectionTakenOver)
+    assert int(store.client.hget(old.key("balance"), "a1") or 0) == 15  # each event once
+    assert old.checkpoint().position(0) == 6
+
+
+def test_checkpoints_and_failures_of_one_front_are_read_by_the_other(
+    store: EventStore, redis_url: str
+) -> None:
+    store.append("Account", "a1", [Deposited(amount=n) for n in (1, 2, 3)], 0)
+
+    async def fail_at_two() -> None:
+        async with await AsyncEventStore.from_url(redis_url, namespace=store.namespace) as aio:
+            strict = AsyncProjection(aio, "strict")
+
+            @strict.on(Deposited)
+            async def _deposited(event: Deposited, ctx: AsyncProjectionContext) -> None:
+                if event.amount == 2:
+                    raise ValueError("2 is not allowed")
+                ctx.pipe.rpush(ctx.key("amounts"), event.amount)
+
+            with pytest.raises(ProjectionError):
+                await strict.run(until_caught_up=True)
+
+    asyncio.run(fail_at_two())
+    fixed = Projection(store, "strict")
+    failure = fixed.last_error()  # recorded by the async runner
+    assert failure is not None
+    assert (failure.position, failure.error.message) == (2, "2 is not allowed")
+    assert fixed.checkpoint().position(0) == 1
+
+    @fixed.on(Deposited)
+    def _deposited(event: Deposited, ctx: ProjectionContext) -> None:
+        ctx.pipe.rpush(ctx.key("amounts"), event.amount)
+
+    fixed.run(until_caught_up=True)  # resumes where the async runner stopped
+
+    async def read_back() -> None:
+        async with await AsyncEventStore.from_url(redis_url, namespace=store.namespace) as aio:
+            again = AsyncProjection(aio, "strict")
+            assert await again.last_error() is None
+            assert await again.checkpoint() == await aio.head()
+
+    asyncio.run(read_back())
+    assert store.client.lrange(fixed.key("amounts"), 0, -1) == [b"1", b"2", b"3"]
+
+
+@pytest.mark.slow
+def test_an_async_projection_refuses_a_cluster(
+    cluster: RedisClusterServers, namespace: str
+) -> None:
+    async def main() -> None:
+        cluster.flush()
+        async with await AsyncEventStore.from_url(cluster.url, namespace=namespace) as store:
+            with pytest.raises(ConfigurationError, match="cluster"):
+                AsyncProjection(store, "balances")
+
+    asyncio.run(main())
