@@ -126,3 +126,33 @@ def test_a_killed_connection_fails_its_calls_and_the_next_ones_reconnect(
             assert versions == [1] * 50
 
     run(main)
+
+
+def test_a_burst_after_the_scripts_were_flushed_loads_the_append_once(
+    redis_url: str, namespace: str
+) -> None:
+    """Hundreds of appends meeting NOSCRIPT together (a restart, a failover) share one
+    SCRIPT LOAD instead of each taking a connection for its own."""
+
+    def loads(admin: redis.Redis) -> int:
+        stats = cast(dict[str, Any], admin.info("commandstats"))
+        return int(
+            stats.get("cmdstat_script|load", stats.get("cmdstat_script", {})).get("calls", 0)
+        )
+
+    async def main() -> None:
+        admin = redis.Redis.from_url(redis_url)
+        try:
+            async with await AsyncEventStore.from_url(redis_url, namespace=namespace) as store:
+                await store.append("A", "warm", [Deposited(amount=0)], 0)
+                admin.script_flush()
+                before = loads(admin)
+                results = await asyncio.gather(
+                    *(store.append("A", f"a{i}", [Deposited(amount=i)], 0) for i in range(300))
+                )
+                assert [r.first_version for r in results] == [1] * 300
+                assert loads(admin) - before == 1
+        finally:
+            admin.close()
+
+    run(main)

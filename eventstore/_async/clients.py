@@ -5,6 +5,7 @@ The twin of ``eventstore._redis.clients``, with the same names.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, cast
@@ -44,12 +45,14 @@ class AsyncHotScript(AsyncScript):
 
     On a single server the EVALSHA rides with whatever else the loop's tasks send in the
     same turn; on a cluster ``evalsha`` routes the call by its first key. Loaded again
-    after NOSCRIPT either way.
+    after NOSCRIPT either way, once: every call that met NOSCRIPT meanwhile (a burst
+    after a restart) awaits the same SCRIPT LOAD, then sends its EVALSHA again.
     """
 
     def __init__(self, registered_client: Any, script: str) -> None:
         super().__init__(registered_client, script)
         self._direct = not isinstance(registered_client, RedisCluster)
+        self._loading: asyncio.Future[None] | None = None
 
     async def __call__(
         self,
@@ -64,8 +67,29 @@ class AsyncHotScript(AsyncScript):
         try:
             return await self._evalsha(keys, args)
         except NoScriptError:  # the server lost its scripts (restart, SCRIPT FLUSH)
-            self.sha = await self.registered_client.script_load(self.script)
+            await self._reload()
             return await self._evalsha(keys, args)
+
+    async def _reload(self) -> None:
+        loading = self._loading
+        if loading is None:
+            loading = self._loading = asyncio.ensure_future(self._load())
+            loading.add_done_callback(self._loaded)
+        await asyncio.shield(loading)  # one caller cancelled does not cancel the others'
+
+    async def _load(self) -> None:
+        client: Any = self.registered_client
+        if self._direct:
+            (sha,) = await send_batch(client, [("SCRIPT", "LOAD", self.script)])
+            self.sha = sha.decode() if isinstance(sha, bytes) else str(sha)
+        else:
+            self.sha = await client.script_load(self.script)
+
+    def _loaded(self, loading: asyncio.Future[None]) -> None:
+        if self._loading is loading:
+            self._loading = None
+        if not loading.cancelled():
+            loading.exception()  # retrieved: each awaiting caller raises it
 
     async def _evalsha(self, keys: tuple[Any, ...], args: tuple[Any, ...]) -> Any:
         client: Any = self.registered_client
