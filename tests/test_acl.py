@@ -13,11 +13,15 @@ import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 import redis
 
 from eventstore import (
+    AsyncEventStore,
+    AsyncProjection,
+    AsyncProjectionContext,
     EventStore,
     PermissionDenied,
     Projection,
@@ -29,7 +33,7 @@ from eventstore import (
 from eventstore._core.acl import acl_tokens
 from eventstore._core.permissions import permission_denied
 from eventstore._redis.embedded import embedded_binary
-from eventstore.testing import RedisServer
+from eventstore.testing import BlockingAsyncStore, RedisServer
 from tests.cli_helpers import run, run_json
 from tests.domain import Account, Deposited, Opened
 from tests.fronts import Front, open_store
@@ -176,6 +180,33 @@ def _exercise_projection_and_group(store: EventStore) -> None:
     assert [r.safe_point for r in store.trim_log()]
 
 
+async def _exercise_async_projection_and_group(store: AsyncEventStore) -> None:
+    balances = AsyncProjection(store, "balances", version=1)
+
+    @balances.on(Deposited)
+    async def _deposited(event: Deposited, ctx: AsyncProjectionContext) -> None:
+        ctx.pipe.hincrby(ctx.key("balance"), ctx.record.aggregate_id, event.amount)
+
+    await balances.run(until_caught_up=True)
+    await balances.promote()
+    assert await store.client.hget(await balances.active_key("balance"), "a1") == b"8"
+
+    group = await store.consumer_group("mailer")
+    refuse = {"a2"}
+
+    async def handler(recorded: RecordedEvent) -> None:
+        if recorded.aggregate_id in refuse:
+            raise RuntimeError("mail server down")
+
+    await group.worker("w1", handler, max_deliveries=1, claim_idle=FAST).run(stop_when_idle=True)
+    assert len(await group.dead_letters()) == 2
+    refuse.clear()
+    assert await group.replay_dead_letters() == 2
+    await group.worker("w2", handler, claim_idle=FAST).run(stop_when_idle=True)
+    assert (await group.lag(), await group.pending(), await group.dead_letters()) == (0, 0, [])
+    assert [r.safe_point for r in await store.trim_log()]
+
+
 def _exercise_cli(url: str, ns: str) -> None:
     for args in (
         ("stats",),
@@ -203,7 +234,11 @@ def test_a_user_with_exactly_the_rule_can_use_every_feature(
     url = _app_url(acl_server, ns)
     with open_store(front, url, namespace=ns, partitions=2) as store:
         _exercise_api(store)
-        _exercise_projection_and_group(store)
+        if front == "sync":
+            _exercise_projection_and_group(store)
+        else:
+            blocking = cast(BlockingAsyncStore, store)
+            blocking.runner.run(_exercise_async_projection_and_group(blocking.async_store))
     _exercise_cli(url, ns)
     # nothing else was refused along the way: CONFIG GET is tried on open (then INFO is
     # read instead), and redis-py swallows a refused CLIENT SETINFO (7.0 has none)

@@ -32,6 +32,7 @@ __all__ = [
     "PendingEntry",
     "RawEntry",
     "TrimResult",
+    "WorkerStats",
     "dead_letter_fields",
     "dead_letter_id",
     "dead_letter_pointer",
@@ -210,6 +211,24 @@ def partition_status(
         log_group.pending + retry_pending,
         dead_letters,
     )
+
+
+@attrs.define
+class WorkerStats:
+    """Counts of what a worker did (since it was created), on either front.
+
+    ``processed``: handled and acknowledged; ``failed``: handler raised; ``dead_lettered``:
+    parked; ``claimed``: taken over from idle holders; ``deleted``: entries gone from the
+    stream before they could be handled (acknowledged and skipped); ``lost``: entries
+    another worker claimed while this one still held them.
+    """
+
+    processed: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+    claimed: int = 0
+    deleted: int = 0
+    lost: int = 0
 
 
 # -- pointers in retry and dead-letter entries ------------------------------------------

@@ -9,13 +9,17 @@ which is the only retry that is safe for a position-based read.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-__all__ = ["close_dedicated", "dedicated_client", "pool_options"]
+from eventstore._core.errors import ConfigurationError
+from eventstore._redis.batch import send_batch
+
+__all__ = ["BlockingReads", "close_dedicated", "dedicated_client", "pool_options"]
 
 # Internal bookkeeping redis-py adds to a pool's kwargs; a new pool makes its own.
 _POOL_INTERNALS = frozenset(
@@ -49,3 +53,29 @@ def close_dedicated(client: redis.Redis) -> None:
     """Close a client made by ``dedicated_client`` and its pool's sockets."""
     client.close()
     client.connection_pool.disconnect()
+
+
+class BlockingReads:
+    """Where a consumer group's worker sends its blocking XREADGROUP (single server).
+
+    On a connection of the store's pool, held for the block time. The pool's socket
+    timeout must exceed that block time (``ConfigurationError`` otherwise): redis-py
+    would time the read out and silently retry it. The async twin blocks on a
+    dedicated connection instead (its multiplexer's connection is shared).
+    """
+
+    def __init__(self, client: redis.Redis, *, block_ms: int) -> None:
+        timeout = client.connection_pool.connection_kwargs.get("socket_timeout")
+        if timeout is not None and float(timeout) * 1000 <= block_ms:
+            raise ConfigurationError(
+                f"socket_timeout {timeout}s must exceed the worker's block time "
+                f"{block_ms} ms: a timed-out blocking read is retried by redis-py"
+            )
+        self._client = client
+
+    def send(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """The raw replies to ``commands``, written together on a pooled connection."""
+        return send_batch(self._client, commands)
+
+    def close(self) -> None:
+        """Nothing held between reads: each borrows a pooled connection."""

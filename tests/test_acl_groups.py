@@ -1,0 +1,86 @@
+"""A worker or a group refused by the ACL raises ``PermissionDenied`` naming what is missing,
+on both fronts (not the bare ``ResponseError`` of the command that was refused)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from eventstore import PermissionDenied, RecordedEvent
+from eventstore._core.acl import acl_tokens
+from eventstore._redis.embedded import embedded_binary
+from tests.domain import Opened
+from tests.fronts import Front
+from tests.group_fronts import handler, opened, ready, run
+from tests.newer_redis import redis8_binary
+from tests.test_acl import AclServer
+
+pytestmark = pytest.mark.both_fronts
+FAST = timedelta(milliseconds=50)
+
+
+@pytest.fixture(scope="module", params=["redis7", "redis62", "redis8"])
+def acl_server(request: pytest.FixtureRequest) -> Iterator[AclServer]:
+    binary = {
+        "redis7": "redis-server",
+        "redis62": str(embedded_binary()),
+        "redis8": str(redis8_binary()),
+    }[request.param]
+    server = AclServer(binary)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+async def _noop(recorded: RecordedEvent) -> None:
+    del recorded
+
+
+# what a worker sends first of each: its own pending (XREADGROUP), the claim of idle
+# entries (XAUTOCLAIM), the acknowledgement riding with its next read (XACK)
+@pytest.mark.parametrize("refused", ["xreadgroup", "xautoclaim", "xack"])
+def test_a_worker_refused_a_command_names_it(
+    acl_server: AclServer, front: Front, refused: str
+) -> None:
+    ns = f"acl{uuid.uuid4().hex[:6]}"
+    tokens = acl_tokens(ns, redis_version=acl_server.version)
+    user = f"no-{refused}-{front}"
+    url = acl_server.user(user, [*tokens, f"-{refused}"])
+
+    async def main() -> PermissionDenied:
+        async with opened(front, url, namespace=ns) as store:
+            await ready(store.append("Account", "a1", [Opened(owner="ann")], 0))
+            await ready(store.append("Account", "a2", [Opened(owner="bob")], 0))
+            group = await ready(store.consumer_group("mailer"))
+            worker = group.worker("w1", handler(front, _noop), batch_size=1, claim_idle=FAST)
+            with pytest.raises(PermissionDenied) as excinfo:
+                await run(worker, stop_when_idle=True)
+            return excinfo.value
+
+    error = asyncio.run(main())
+    assert error.user == user
+    assert (error.permission, error.command) == (f"+{refused}", refused)
+    assert f"Redis user {user!r} lacks the permission +{refused}" in str(error)
+
+
+def test_a_group_refused_its_creation_names_it(acl_server: AclServer, front: Front) -> None:
+    ns = f"acl{uuid.uuid4().hex[:6]}"
+    tokens = acl_tokens(ns, redis_version=acl_server.version)
+    user = f"no-xgroup-{front}"
+    url = acl_server.user(user, [t for t in tokens if not t.startswith("+xgroup")])
+
+    async def main() -> PermissionDenied:
+        async with opened(front, url, namespace=ns) as store:
+            with pytest.raises(PermissionDenied) as excinfo:
+                await ready(store.consumer_group("mailer"))
+            return excinfo.value
+
+    error = asyncio.run(main())
+    assert error.user == user
+    assert error.permission == "+xgroup|create"
+    assert error.keys == (f"{{{ns}:p0}}:log",)
