@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 import redis.asyncio as redis
 
+from eventstore._async.io import pass_turn
 from eventstore._async.readahead import AsyncReadAhead
 from eventstore._async.stored import raise_if_wrong_type
 from eventstore._core.codec import version_of_id
@@ -129,6 +130,7 @@ class _Reader:
             partition = turns.popleft()
             page = await self._next_ready(partition)
             await self._read_logs_ahead(partition)  # the server fetches the next events meanwhile
+            await pass_turn()  # the reads just queued go out before this page is decoded
             if page.scanned >= self.page_size:
                 turns.append(partition)  # its next log page is written for already
             yield await self._decoded(page)

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
 __all__ = [
+    "pass_turn",
     "AsyncBackground",
     "Wake",
     "Handler",
@@ -145,3 +146,9 @@ class AsyncBackground:
             return
         waiting = asyncio.run_coroutine_threadsafe(asyncio.wait({task}, timeout=timeout), home)
         await asyncio.wrap_future(waiting)
+
+
+async def pass_turn() -> None:
+    """Let the event loop run once: commands queued on the multiplexer are written in
+    the loop's next turn, so a task about to compute for a while lets them go first."""
+    await asyncio.sleep(0)

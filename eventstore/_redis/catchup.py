@@ -25,6 +25,7 @@ import redis
 from eventstore._core.codec import version_of_id
 from eventstore._core.keys import KeySchema
 from eventstore._core.log import FetchCall, FollowedPage, Pointer, fetch_call, iter_fetched
+from eventstore._redis.io import pass_turn
 from eventstore._redis.readahead import ReadAhead
 from eventstore._redis.stored import raise_if_wrong_type
 
@@ -128,6 +129,7 @@ class _Reader:
             partition = turns.popleft()
             page = self._next_ready(partition)
             self._read_logs_ahead(partition)  # the server fetches the next events meanwhile
+            pass_turn()  # the reads just queued go out before this page is decoded
             if page.scanned >= self.page_size:
                 turns.append(partition)  # its next log page is written for already
             yield self._decoded(page)

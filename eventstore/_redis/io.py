@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 __all__ = [
+    "pass_turn",
     "Background",
     "Wake",
     "Handler",
@@ -92,3 +93,8 @@ class Background:
         if thread is None or thread is threading.current_thread():
             return
         thread.join(timeout)
+
+
+def pass_turn() -> None:
+    """Nothing to do: a sync write is on the wire when ``send`` returns (the async twin
+    lets the event loop write what was queued)."""
