@@ -16,6 +16,13 @@ The asyncio front has the same names with ``Async`` in front, awaited::
     await accounts.save(account)
 """
 
+from eventstore._async.groups import AsyncConsumerGroup
+from eventstore._async.live import AsyncLiveFeed
+from eventstore._async.projection import AsyncProjection, AsyncProjectionContext
+from eventstore._async.repository import AsyncRepository
+from eventstore._async.store import AsyncEventStore
+from eventstore._async.subscription import AsyncCatchUpSubscription
+from eventstore._async.worker import AsyncWorker
 from eventstore._core.acl import acl_rule
 from eventstore._core.checkpoint import FROM_NOW, Checkpoint
 from eventstore._core.errors import (
@@ -29,6 +36,7 @@ from eventstore._core.errors import (
     EventTooLarge,
     GroupNotFound,
     InvalidEvent,
+    LiveFeedFellBehind,
     OutOfMemory,
     PermissionDenied,
     ProjectionError,
@@ -48,9 +56,6 @@ from eventstore._core.notifications import LiveChannels, LiveNotification, LiveS
 from eventstore._core.projections import ProjectionFailure
 from eventstore._core.records import AppendResult, NewEvent, RecordedEvent, Snapshot
 from eventstore._core.redact import redact_url
-from eventstore._async.repository import AsyncRepository
-from eventstore._async.store import AsyncEventStore
-from eventstore._async.subscription import AsyncCatchUpSubscription
 from eventstore._redis.groups import ConsumerGroup
 from eventstore._redis.live import LiveFeed
 from eventstore._redis.projection import Projection, ProjectionContext
@@ -66,6 +71,8 @@ __all__ = [
     "AsyncEventStore",
     "AsyncRepository",
     "AsyncCatchUpSubscription",
+    "AsyncProjection",
+    "AsyncProjectionContext",
     "Durability",
     "ExpectedVersion",
     "KeySchema",
@@ -94,6 +101,8 @@ __all__ = [
     # consumer groups
     "ConsumerGroup",
     "Worker",
+    "AsyncConsumerGroup",
+    "AsyncWorker",
     "WorkerStats",
     "DeadLetter",
     "ErrorInfo",
@@ -110,6 +119,8 @@ __all__ = [
     "ProjectionContext",
     "ProjectionFailure",
     "LiveFeed",
+    "AsyncLiveFeed",
+    "LiveFeedFellBehind",
     "LiveChannels",
     "LiveNotification",
     "LiveStats",

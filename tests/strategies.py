@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from aggregates import DomainEvent
 from eventstore import ErrorInfo, ProjectionFailure
+from eventstore._core.notifications import LiveSelection
 from tests.domain import Deposited, Opened, Tagged, Withdrawn
 
 __all__ = [
@@ -25,6 +26,8 @@ __all__ = [
     "amounts",
     "batches",
     "json_objects",
+    "live_notes",
+    "live_selections",
     "projection_failures",
     "rich_events",
     "writer_plans",
@@ -142,3 +145,20 @@ projection_failures = st.builds(
 
 names = _names
 """Namespace, aggregate type and group names, as ``validate_name`` accepts them."""
+
+
+def _some(values: list[str]) -> st.SearchStrategy[frozenset[str] | None]:
+    return st.none() | st.frozensets(st.sampled_from(values), max_size=len(values))
+
+
+LIVE_TYPES, LIVE_EVENT_TYPES, LIVE_IDS = ["A", "B", "C"], ["E", "F"], ["x", "y", "z"]
+
+live_selections = st.builds(
+    LiveSelection, _some(LIVE_TYPES), _some(LIVE_EVENT_TYPES), _some(LIVE_IDS)
+)
+"""What a live feed keeps, over a few types, event types and ids (so feeds overlap)."""
+
+live_notes = st.tuples(
+    st.sampled_from(LIVE_TYPES), st.sampled_from(LIVE_IDS), st.sampled_from(LIVE_EVENT_TYPES)
+)
+"""An appended event as (aggregate type, aggregate id, event type), over the same names."""

@@ -8,7 +8,13 @@ from tests.cli_helpers import run, run_json, write_bank
 
 def test_stats_shows_open_live_feeds(redis_url: str, namespace: str, store: EventStore) -> None:
     write_bank(store)
-    with store.live("Account"), store.live("Account"), store.live():  # the last: a pattern
+    # the feeds of one store share its connection: the count is of stores (processes)
+    with (
+        EventStore.from_url(redis_url, namespace=namespace) as other,
+        store.live("Account"),
+        other.live("Account"),
+        store.live(),  # a pattern
+    ):
         data = run_json(redis_url, namespace, "stats")
         human = run(redis_url, namespace, "stats")
     (account,) = data["aggregate_types"]

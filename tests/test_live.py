@@ -1,4 +1,7 @@
-"""Live notifications: typed Pub/Sub hints with selection, subscriber counts, stop."""
+"""Live notifications: typed Pub/Sub hints with selection, subscriber counts, stop.
+
+Each storage test runs on both fronts (the async one through ``BlockingAsyncStore``).
+"""
 
 from __future__ import annotations
 
@@ -21,7 +24,10 @@ from eventstore._core.notifications import (
 )
 from eventstore._core.scripts import append_call, parse_append_reply
 from tests.domain import Deposited, Opened, Withdrawn
+from tests.fronts import Front, open_store
 from tests.strategies import names
+
+pytestmark = pytest.mark.both_fronts
 
 
 def _next(feed: LiveFeed, timeout: float = 5) -> LiveNotification:
@@ -61,9 +67,16 @@ def test_selection_by_aggregate_type_event_type_and_id(store: EventStore) -> Non
         assert _next(one_account).version == 2
 
 
-def test_subscriber_counts_per_channel(store: EventStore) -> None:
+def test_subscriber_counts_per_channel(store: EventStore, redis_url: str, front: Front) -> None:
     assert store.live_stats().channels == {}
-    with store.live("Account"), store.live(["Account", "Wallet"]), store.live() as everything:
+    # the feeds of one store share its connection: a channel counts the stores listening
+    with (
+        open_store(front, redis_url, namespace=store.namespace) as other,
+        store.live("Account"),
+        store.live(["Account", "Wallet"]),
+        other.live("Account"),
+        store.live() as everything,
+    ):
         stats = store.live_stats()
         assert stats.channels == {
             store.keys.live_channel("Account"): 2,
@@ -72,7 +85,7 @@ def test_subscriber_counts_per_channel(store: EventStore) -> None:
         assert stats.patterns >= 1
         assert stats.total >= 4
         result = store.append("Account", "a1", [Opened(owner="x")], 0)
-        assert result.notified == 3  # two channel subscribers and one pattern
+        assert result.notified == 3  # two connections on the channel and one pattern
         assert _next(everything).aggregate_id == "a1"
     assert store.live_stats().channels == {}
 
@@ -87,9 +100,11 @@ def test_stop_from_another_thread_ends_the_iteration(store: EventStore) -> None:
     assert time.monotonic() - started < 5
 
 
-def test_a_store_without_notify_publishes_nothing(redis_url: str, namespace: str) -> None:
+def test_a_store_without_notify_publishes_nothing(
+    redis_url: str, namespace: str, front: Front
+) -> None:
     with (
-        EventStore.from_url(redis_url, namespace=namespace, notify=False) as quiet,
+        open_store(front, redis_url, namespace=namespace, notify=False) as quiet,
         quiet.live(poll_seconds=0.05) as feed,
     ):
         assert quiet.append("Account", "a1", [Opened(owner="x")], 0).notified == 0

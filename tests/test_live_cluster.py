@@ -2,19 +2,40 @@
 
 Each notification goes on ``{<ns>:pN}:live:<Type>``, in the slot of the partition's keys,
 so only the node owning that slot carries it; a feed subscribes on every node it needs.
+Each test runs on both fronts (the async one through ``BlockingAsyncStore``).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
+import redis
+from redis.cluster import RedisCluster
 
 from eventstore import EventStore, LiveFeed, LiveNotification
+from eventstore.testing import RedisClusterServers
 from tests.domain import Deposited, Opened, Withdrawn
+from tests.fronts import FRONTS, Front, open_store
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(params=FRONTS)
+def front(request: pytest.FixtureRequest) -> Front:
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def cluster_store(
+    cluster: RedisClusterServers, namespace: str, front: Front
+) -> Iterator[EventStore]:
+    """A store of each front with 6 partitions spread over the flushed cluster."""
+    cluster.flush()
+    with open_store(front, cluster.url, namespace=namespace, partitions=6) as opened:
+        yield opened
 
 
 def _next(feed: LiveFeed, timeout: float = 5) -> LiveNotification:
@@ -55,8 +76,11 @@ def test_a_7_cluster_sends_sharded_notifications(cluster_store: EventStore) -> N
         assert feed.fetch(note).event == Opened(owner=note.aggregate_id)
 
 
-def test_classic_subscribers_get_nothing_on_a_sharded_cluster(cluster_store: EventStore) -> None:
-    classic = cluster_store.client.pubsub()  # type: ignore[no-untyped-call]
+def test_classic_subscribers_get_nothing_on_a_sharded_cluster(
+    cluster_store: EventStore, cluster: RedisClusterServers
+) -> None:
+    listener = RedisCluster.from_url(cluster.seed_url)
+    classic = listener.pubsub()  # type: ignore[no-untyped-call]
     classic.subscribe(cluster_store.keys.live_channel("Account"))
     try:
         with cluster_store.live("Account") as feed:
@@ -69,6 +93,7 @@ def test_classic_subscribers_get_nothing_on_a_sharded_cluster(cluster_store: Eve
             assert message is None or message["type"] == "subscribe", message
     finally:
         classic.close()
+        listener.close()
 
 
 def test_selection_by_type_event_type_and_id_across_shards(cluster_store: EventStore) -> None:
@@ -108,10 +133,18 @@ def test_a_message_on_any_shard_arrives_without_waiting_for_the_others(
                 assert time.monotonic() - started < 1.0
 
 
-def test_sharded_subscriber_counts_per_channel_and_type(cluster_store: EventStore) -> None:
+def test_sharded_subscriber_counts_per_channel_and_type(
+    cluster_store: EventStore, cluster: RedisClusterServers
+) -> None:
     keys = cluster_store.keys
     assert cluster_store.live_stats().channels == {}
-    with cluster_store.live("Account"), cluster_store.live(["Account", "Wallet"]):
+    # the feeds of one store share its node connections: counts are of stores listening
+    with (
+        EventStore.from_url(cluster.url, namespace=cluster_store.namespace) as other,
+        cluster_store.live("Account"),
+        cluster_store.live("Account"),
+        other.live(["Account", "Wallet"]),
+    ):
         stats = cluster_store.live_stats()
         assert stats.sharded
         assert stats.channels == {
@@ -163,9 +196,12 @@ def test_every_type_discovers_types_added_later(cluster_store: EventStore) -> No
 
 def test_feed_resubscribes_after_a_node_kills_its_connection(cluster_store: EventStore) -> None:
     aggregate_id = _one_id_per_shard(cluster_store)[0]
-    node = cluster_store.client.get_node(node_name=_shard_of(cluster_store, aggregate_id))  # type: ignore[attr-defined]
-    with cluster_store.live("Account", poll_seconds=0.05) as feed:
-        assert int(node.redis_connection.client_kill_filter(_type="pubsub")) >= 1
+    host, port = _shard_of(cluster_store, aggregate_id).rsplit(":", 1)
+    with (
+        redis.Redis(host=host, port=int(port)) as node,
+        cluster_store.live("Account", poll_seconds=0.05) as feed,
+    ):
+        assert int(node.client_kill_filter(_type="pubsub")) >= 1
         arrived: list[LiveNotification] = []
         reader = threading.Thread(target=lambda: arrived.append(_next(feed, timeout=10)))
         reader.start()

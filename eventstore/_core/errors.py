@@ -15,6 +15,7 @@ EventStoreError
 ├── PermissionDenied        the Redis user lacks a command, key or channel (ACL NOPERM)
 ├── OutOfMemory             the server refused the write (maxmemory); nothing written
 ├── SubscriptionError       a reader could not reach the server for too long (checkpoint)
+├── LiveFeedFellBehind      a live feed's queue overflowed: re-read (selection, dropped)
 ├── WorkerDisconnected      a group's worker could not reach the server for too long
 ├── ProjectionError         a projection handler failed (projection, event, position)
 ├── ProjectionTakenOver     another runner started the same projection version
@@ -35,6 +36,7 @@ __all__ = [
     "EventStoreError",
     "EventTooLarge",
     "InvalidEvent",
+    "LiveFeedFellBehind",
     "PermissionDenied",
     "OutOfMemory",
     "ProjectionError",
@@ -257,6 +259,25 @@ class SubscriptionError(EventStoreError):
         self.checkpoint = checkpoint
         self.reason = reason
         super().__init__(f"subscription stopped at checkpoint {checkpoint!r}: {reason}")
+
+
+class LiveFeedFellBehind(EventStoreError):
+    """A live feed's consumer did not keep up: its queue filled and notifications were dropped.
+
+    Raised from the feed's iteration (once per overflow), never from the shared reader, so
+    a slow feed costs the others nothing. ``selection`` is the feed's ``LiveSelection``;
+    ``dropped`` how many notifications it did not hand out (those that did not fit and
+    those still queued, which are discarded). Re-read what you show from the store, then
+    iterate again: the feed stays subscribed and queues what comes from now on.
+    """
+
+    def __init__(self, selection: object, dropped: int) -> None:
+        self.selection = selection
+        self.dropped = dropped
+        super().__init__(
+            f"live feed ({selection}) fell behind: {dropped} notifications dropped; "
+            "re-read from the store and go on iterating"
+        )
 
 
 class WorkerDisconnected(EventStoreError):

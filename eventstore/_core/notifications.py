@@ -101,6 +101,18 @@ class LiveSelection:
         """Build a selection; a single string means a one-element set."""
         return cls(_names(aggregate_types), _names(event_types), _names(aggregate_ids))
 
+    def __str__(self) -> str:
+        parts = [
+            f"{label} {_shown(values)}"
+            for label, values in (
+                ("aggregate types", self.aggregate_types),
+                ("event types", self.event_types),
+                ("aggregate ids", self.aggregate_ids),
+            )
+            if values is not None
+        ]
+        return "; ".join(parts) or "every notification"
+
     def keeps(self, notification: LiveNotification) -> bool:
         """Whether ``notification`` passes the event type and aggregate id filters."""
         if self.event_types is not None and notification.event_type not in self.event_types:
@@ -140,6 +152,12 @@ class LiveStats:
             if aggregate_type is not None:
                 by_type[aggregate_type] = max(by_type.get(aggregate_type, 0), count)
         return cls(dict(sorted(channels.items())), patterns, by_type, sharded)
+
+
+def _shown(values: frozenset[str], most: int = 3) -> str:
+    names = sorted(values)
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
 
 
 def _names(value: Collection[str] | str | None) -> frozenset[str] | None:

@@ -614,13 +614,16 @@ class EventStore:
         aggregate_ids: Collection[str] | str | None = None,
         poll_seconds: float = 0.2,
         discover_seconds: float = 5.0,
+        max_queue: int = 1000,
     ) -> LiveFeed:
         """Live notifications (Pub/Sub hints, not delivery), subscribed on entry.
 
         ``aggregate_types`` picks channels (``None``: every type in the namespace);
         ``event_types`` and ``aggregate_ids`` filter on arrival. On a sharded cluster
         (``live_channels.sharded``) there are no patterns: ``None`` subscribes to the types
-        the namespace has and looks for new ones every ``discover_seconds``.
+        the namespace has and looks for new ones every ``discover_seconds``. Every feed
+        of the store shares one connection per server; up to ``max_queue`` notifications
+        wait for this one's consumer, past that it raises ``LiveFeedFellBehind``.
         """
         from eventstore._redis.live import LiveFeed
 
@@ -630,7 +633,13 @@ class EventStore:
             aggregate_ids,
         )
         return opened(
-            LiveFeed(self, selection, poll_seconds=poll_seconds, discover_seconds=discover_seconds)
+            LiveFeed(
+                self,
+                selection,
+                poll_seconds=poll_seconds,
+                discover_seconds=discover_seconds,
+                max_queue=max_queue,
+            )
         )
 
     def live_stats(self) -> LiveStats:
