@@ -1,4 +1,5 @@
-"""Run issue 7's ten workloads: ``python -m benchmarks [--full | --smoke] [--url URL]``.
+"""Run issue 7's ten workloads, the asyncio front's (11) and many live feeds' (12):
+``python -m benchmarks [--full | --smoke] [--url URL]``.
 
 Starts two redis-server processes (recommended settings, and Redis's defaults for the
 memory workload) unless ``--url`` names one to use, runs every workload with its raw
@@ -28,7 +29,7 @@ from benchmarks._sizes import FULL, MODES
 from benchmarks._targets import judge
 
 ROOT = Path(__file__).resolve().parent.parent
-MODULES = ("writes", "loads", "catchup", "live", "groups", "memory")
+MODULES = ("writes", "loads", "catchup", "live", "groups", "memory", "async", "fanout")
 DOCS_BEGIN, DOCS_END = "<!-- results:begin -->", "<!-- results:end -->"
 
 

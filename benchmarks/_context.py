@@ -43,11 +43,17 @@ class Bench:
     def store(self, url: str | None = None, **options: Any) -> EventStore:
         """An ``EventStore`` on a namespace of its own (on the recommended server by default)."""
         url = url or self.servers.recommended
-        namespace = f"bench{self.run_id}n{len(self._namespaces)}"
-        self._namespaces.append((url, namespace))
+        namespace = self.namespace(url)
         store = EventStore.from_url(url, namespace=namespace, socket_timeout=60, **options)
         self._stores.append(store)
         return store
+
+    def namespace(self, url: str | None = None) -> str:
+        """A fresh namespace on ``url`` (the recommended server by default), deleted at the
+        end with ``--url``: for a store the caller opens and closes itself."""
+        namespace = f"bench{self.run_id}n{len(self._namespaces)}"
+        self._namespaces.append((url or self.servers.recommended, namespace))
+        return namespace
 
     def client(self, url: str | None = None) -> redis.Redis:
         """A plain redis-py client (hiredis parser when installed, as ours uses)."""

@@ -13,7 +13,15 @@ import redis
 
 from eventstore._core.records import Entries
 
-__all__ = ["BATCH_SCRIPT", "copy_each", "copy_streams", "entry_ids", "payload", "xrange_all"]
+__all__ = [
+    "APPEND_CEILING_SCRIPT",
+    "BATCH_SCRIPT",
+    "copy_each",
+    "copy_streams",
+    "entry_ids",
+    "payload",
+    "xrange_all",
+]
 
 BATCH_SCRIPT = """
 -- KEYS[1]: the stream; ARGV: one JSON body per event (all appended in one call)
@@ -21,6 +29,19 @@ for i = 1, #ARGV do
   redis.call('XADD', KEYS[1], '*', 't', 'BenchDeposited', 'd', ARGV[i])
 end
 return #ARGV
+"""
+
+APPEND_CEILING_SCRIPT = """
+-- The least an append with an expected version does, atomically, in our layout.
+-- KEYS: stream, log, position counter. ARGV: expected version, type, schema version,
+-- event id, time (ms), data (JSON), pointer (<type>:<id>). No checks of the input.
+local version = redis.call('XLEN', KEYS[1])
+if version ~= tonumber(ARGV[1]) then return {'conflict', version} end
+local position = redis.call('INCR', KEYS[3])
+redis.call('XADD', KEYS[1], '0-' .. (version + 1), 't', ARGV[2], 's', ARGV[3], 'i', ARGV[4],
+           'ts', ARGV[5], 'p', position, 'd', ARGV[6])
+redis.call('XADD', KEYS[2], '0-' .. position, 'k', ARGV[7], 'v', version + 1, 't', ARGV[2])
+return {'ok', version + 1, position}
 """
 
 

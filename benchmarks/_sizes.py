@@ -32,6 +32,9 @@ class Sizes:
     live_rate: int  # w8: events per second
     group_events: int  # w9
     memory_aggregates: int  # w10
+    async_appends: int  # w11: appends per contender per run, spread over its tasks or threads
+    fanout_feeds: int  # w12: async live feeds open at once, one aggregate each
+    fanout_seconds: float  # w12: how long events are sent (at live_rate) per run
 
     def reduced_from(self, full: Sizes) -> dict[str, str]:
         """Each size smaller than in ``full``: name -> "used (full: N)"."""
@@ -67,6 +70,9 @@ FULL = Sizes(
     live_rate=1000,
     group_events=100_000,
     memory_aggregates=10_000,
+    async_appends=16_384,
+    fanout_feeds=10_000,
+    fanout_seconds=3.0,
 )
 
 QUICK = Sizes(
@@ -86,6 +92,9 @@ QUICK = Sizes(
     live_rate=1000,
     group_events=20_000,
     memory_aggregates=10_000,
+    async_appends=8192,
+    fanout_feeds=10_000,
+    fanout_seconds=3.0,
 )
 
 SMOKE = Sizes(
@@ -105,6 +114,9 @@ SMOKE = Sizes(
     live_rate=1000,
     group_events=50,
     memory_aggregates=10,
+    async_appends=256,
+    fanout_feeds=100,
+    fanout_seconds=0.2,
 )
 
 MODES = {sizes.mode: sizes for sizes in (SMOKE, QUICK, FULL)}

@@ -1,4 +1,5 @@
-"""Issue 7's targets, each read off the rows measured in the same run.
+"""Issue 7's targets, the asyncio front's (workload 11) and many live feeds' (12), each
+read off the rows measured in the same run.
 
 A target names one row and how to read it: ``ratio`` (ours / baseline), ``speedup``
 (baseline / ours, for "N x faster" on a time) or ``value`` (our figure itself).
@@ -112,6 +113,55 @@ def _goals(largest_history: int, smallest_history: int) -> list[_Goal]:
             "<=",
             1.3,
             ceiling="w10.recommended.ceiling",
+        ),
+        _Goal(
+            11,
+            "async append p50, 1 task <= 1.3x raw redis.asyncio EVALSHA",
+            ("w11.append.1.p50",),
+            "<=",
+            1.3,
+            ceiling="w11.ceiling.1.p50",
+        ),
+        _Goal(
+            11,
+            "async appends, 64 tasks >= 1.5x raw redis.asyncio at 64",
+            ("w11.append.64",),
+            ">=",
+            1.5,
+            ceiling="w11.ceiling.64",
+        ),
+        _Goal(
+            11,
+            "async appends, 64 tasks >= 3x the sync store from 16 threads",
+            ("w11.sync.64",),
+            ">=",
+            3,
+            ceiling="w11.ceiling.sync",
+        ),
+        _Goal(
+            11,
+            "async read_all >= 0.8x sync read_all",
+            ("w11.read_all",),
+            ">=",
+            0.8,
+            ceiling="w11.read_all.ceiling",
+        ),
+        _Goal(
+            12,
+            "10,000 async live feeds: append -> feed p99 <= 10 ms (ms)",
+            ("w12.fanout.p99",),
+            "<=",
+            10,
+            "value",
+            ceiling="w12.ceiling.p99",
+        ),
+        _Goal(
+            12,
+            "10,000 async live feeds: Redis connections <= 2 per server",
+            ("w12.fanout.connections",),
+            "<=",
+            2,
+            "value",
         ),
     ]
     return goals

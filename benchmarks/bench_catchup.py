@@ -23,20 +23,21 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks._context import Bench, Run
-from benchmarks._domain import AGGREGATE_TYPE, BenchDeposited, BenchOpened, new_account
+from benchmarks._domain import AGGREGATE_TYPE, new_account
 from benchmarks._esbackends import sessions
 from benchmarks._esdomain import Bank, new_es_account
 from benchmarks._measure import rate, take_turns
 from benchmarks._raw import copy_streams, xrange_all
 from benchmarks._results import Row
+from benchmarks._typed_pages import Spans, TypedPages
 from eventstore import EventStore, ExpectedVersion
 
-__all__ = ["run"]
+__all__ = ["fill", "run"]
 
 PAGE = 1000
 
 
-def _fill(store: EventStore, aggregates: int, per: int) -> list[str]:
+def fill(store: EventStore, aggregates: int, per: int) -> list[str]:
     streams = []
     for _ in range(aggregates):
         aggregate_id = str(uuid.uuid4())
@@ -62,43 +63,13 @@ def _read_all(store: EventStore, total: int) -> None:
 
 
 def _typed_catch_up(bench: Bench, log: str, stream_prefix: str, total: int) -> Callable[[], object]:
-    """The least any typed catch-up over our log does: pages of pointers, one XREAD of
-    their events per page, pydantic's validator on each payload, no checks; and, as ours
-    does, the next page's two reads written before this page's events are validated.
-
-    Replies are raw (no redis-py callbacks): an entry's fields are the flat list the
-    append script wrote, ``[b"t", type, b"s", schema, ..., b"d", data]`` for an event
-    (``d`` at index 10, the data at 11, as ``append.lua`` lays it out) and ``[b"k",
-    b"<type>:<id>", b"v", version, b"t", type]`` for a pointer.
-    """
-    prefix = stream_prefix.encode()
+    """The least any typed catch-up over our log does (``TypedPages``), on redis-py: the
+    next page's two reads written before this page's events are validated."""
     raw = bench.client()
-    validators = {
-        cls.event_type.encode(): cls.__pydantic_validator__ for cls in (BenchOpened, BenchDeposited)
-    }
+    pages = TypedPages(log, stream_prefix, PAGE)
 
-    def log_page(after: int) -> tuple[Any, ...]:
-        return ("XRANGE", log, f"(0-{after}", "+", "COUNT", PAGE)
-
-    def events_read(page: list[Any]) -> tuple[Any, dict[bytes, list[int]]]:
-        spans: dict[bytes, list[int]] = {}  # stream key -> [first, last] version wanted
-        for _, pointer in page:
-            version = int(pointer[3])
-            key = prefix + pointer[1]  # pointers name <type>:<id> in the log's partition
-            span = spans.get(key)
-            if span is None:
-                spans[key] = [version, version]
-            else:
-                span[1] = version
-        count = max(last - first for first, last in spans.values()) + 1
-        starts = [b"0-%d" % (first - 1) for first, _ in spans.values()]
-        return ("XREAD", "COUNT", count, "STREAMS", *spans, *starts), spans
-
-    def write_next(connection: Any, page: list[Any]) -> tuple[dict[bytes, list[int]], bool]:
-        """Write the page's XREAD, and the next log page's XRANGE if there may be one."""
-        command, spans = events_read(page)
-        more = len(page) == PAGE
-        commands = [command, log_page(int(page[-1][0][2:]))] if more else [command]
+    def write_next(connection: Any, page: list[Any]) -> tuple[Spans, bool]:
+        commands, spans, more = pages.next_reads(page)
         connection.send_packed_command(connection.pack_commands(commands))
         return spans, more
 
@@ -106,7 +77,7 @@ def _typed_catch_up(bench: Bench, log: str, stream_prefix: str, total: int) -> C
         seen = 0
         connection: Any = raw.connection_pool.get_connection()  # replies read raw
         try:
-            connection.send_command(*log_page(0))
+            connection.send_command(*pages.log_page(0))
             page = connection.read_response()
             pending = write_next(connection, page) if page else None
             while pending is not None:
@@ -115,7 +86,7 @@ def _typed_catch_up(bench: Bench, log: str, stream_prefix: str, total: int) -> C
                 page = connection.read_response() if more else []
                 # written ahead: the server reads page n + 1 while page n is validated
                 pending = write_next(connection, page) if page else None
-                seen += _validate(reply, spans, validators)
+                seen += pages.validate(reply, spans)
         finally:
             raw.connection_pool.release(connection)
         if seen != total:
@@ -123,17 +94,6 @@ def _typed_catch_up(bench: Bench, log: str, stream_prefix: str, total: int) -> C
         return seen
 
     return catch_up
-
-
-def _validate(reply: Any, spans: dict[bytes, list[int]], validators: dict[bytes, Any]) -> int:
-    """Validate the page's events of an XREAD reply; how many there were."""
-    seen = 0
-    for key, entries in reply.items() if isinstance(reply, dict) else reply:
-        first, last = spans[key]
-        for _, fields in entries[: last - first + 1]:  # the page's events only
-            validators[fields[1]].validate_json(fields[11])
-        seen += min(len(entries), last - first + 1)
-    return seen
 
 
 def _es_catch_up(app: Bank, total: int) -> None:
@@ -165,7 +125,7 @@ def run(bench: Bench) -> list[Row]:
     total = aggregates * per
     store, client = bench.store(), bench.client()
     plain = bench.raw_key("plain")
-    copy_streams(client, _fill(store, aggregates, per), plain)
+    copy_streams(client, fill(store, aggregates, per), plain)
     log = store.keys.log(0)
     # the stream key of a pointer's <type>:<id> in partition 0, from the key schema
     prefix = store.keys.stream(AGGREGATE_TYPE, "").removesuffix(f"{AGGREGATE_TYPE}:")

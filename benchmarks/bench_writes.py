@@ -22,7 +22,7 @@ from benchmarks._domain import AGGREGATE_TYPE, BenchAccount, BenchDeposited, new
 from benchmarks._esbackends import sessions
 from benchmarks._esdomain import Bank, EsAccount, new_es_account
 from benchmarks._measure import Figures, percentile, rate, take_turns
-from benchmarks._raw import BATCH_SCRIPT, payload
+from benchmarks._raw import APPEND_CEILING_SCRIPT, BATCH_SCRIPT, payload
 from benchmarks._results import Row
 from eventstore import EventStore, ExpectedVersion, Repository
 
@@ -40,20 +40,6 @@ def _latencies(samples: int, once: Any) -> Figures:
         once()
         times.append(time.perf_counter() - start)
     return {"p50": percentile(times, 50) * 1e6, "p99": percentile(times, 99) * 1e6}
-
-
-APPEND_CEILING_SCRIPT = """
--- The least an append with an expected version does, atomically, in our layout.
--- KEYS: stream, log, position counter. ARGV: expected version, type, schema version,
--- event id, time (ms), data (JSON), pointer (<type>:<id>). No checks of the input.
-local version = redis.call('XLEN', KEYS[1])
-if version ~= tonumber(ARGV[1]) then return {'conflict', version} end
-local position = redis.call('INCR', KEYS[3])
-redis.call('XADD', KEYS[1], '0-' .. (version + 1), 't', ARGV[2], 's', ARGV[3], 'i', ARGV[4],
-           'ts', ARGV[5], 'p', position, 'd', ARGV[6])
-redis.call('XADD', KEYS[2], '0-' .. position, 'k', ARGV[7], 'v', version + 1, 't', ARGV[2])
-return {'ok', version + 1, position}
-"""
 
 
 def _append_ceiling(bench: Bench) -> Any:

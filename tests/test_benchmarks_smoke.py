@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from benchmarks._measure import Stat, percentile
 
 ROOT = Path(__file__).resolve().parent.parent
-WORKLOADS = set(range(1, 11))
+WORKLOADS = set(range(1, 13))  # issue 7's ten, the asyncio front (11), live fan-out (12)
 # rows whose baseline is an eventsourcing backend that has no equivalent feature
 NO_EQUIVALENT = {"w8.live.p50.sqlite", "w8.live.p99.sqlite"}
 
@@ -102,6 +102,31 @@ def test_every_target_is_judged(smoke: tuple[dict[str, Any], str, str]) -> None:
         assert report["machine"][name], name
     assert "| # | target |" in markdown
     assert markdown.strip() in stdout
+
+
+def test_the_async_front_runs_next_to_raw_asyncio_and_the_sync_store(
+    smoke: tuple[dict[str, Any], str, str],
+) -> None:
+    report, _, _ = smoke
+    by_key = {row["key"]: row for row in report["rows"] if row["workload"] == 11}
+    raw = [f"w11.{kind}.{n}" for kind in ("append", "ceiling") for n in (1, 16, 64, 256)]
+    raw += [f"w11.{kind}.1.{q}" for kind in ("append", "ceiling") for q in ("p50", "p99")]
+    sync = ["w11.sync.1", "w11.sync.16", "w11.sync.64", "w11.ceiling.sync"]
+    catch_up = ["w11.read_all", "w11.read_all.ceiling"]
+    assert set(by_key) == {*raw, *sync, *catch_up}
+    for keys, baseline in (
+        (raw, "raw redis.asyncio"),
+        (sync, "EventStore.append"),
+        (catch_up, "EventStore.read_all"),
+    ):
+        for key in keys:
+            assert by_key[key]["baseline_name"].startswith(baseline), key
+            assert _number(by_key[key]["ratio"]), key
+    assert by_key["w11.sync.64"]["baseline_name"] == "EventStore.append, 16 threads"
+    # every target of the async front has its raw ceiling beside it
+    targets = [t for t in report["targets"] if t["workload"] == 11]
+    assert len(targets) == 4
+    assert all(_number(t["ceiling"]) for t in targets), targets
 
 
 def test_smoke_says_which_sizes_were_reduced(smoke: tuple[dict[str, Any], str, str]) -> None:
