@@ -5,6 +5,8 @@ an event of the room's aggregate, so joining means loading the room (its history
 then following the live feed. Subscribe first, load second, and skip live messages the
 history already had: nothing falls in the gap between the two.
 
+The asyncio twin, a chat room over WebSocket, is in web_app.py (see docs/async.md).
+
 Run it against any server: EVENTSTORE_URL=redis://127.0.0.1:6379/0 python chat_room.py
 """
 

@@ -5,6 +5,8 @@ aggregate. Appending is the source of truth; the live feed (Redis Pub/Sub) pushe
 to whoever is connected. A user who was offline reads the inbox itself: nothing is lost,
 because the notification was never the data.
 
+The asyncio twin, notifications over WebSocket, is in web_app.py (see docs/async.md).
+
 Run it against any server: EVENTSTORE_URL=redis://127.0.0.1:6379/0 python notifications.py
 """
 

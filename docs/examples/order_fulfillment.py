@@ -5,6 +5,9 @@ provider times out now and then (a retry fixes it); one card is always declined,
 its order is parked in the dead-letter queue after three attempts. An operator reads
 the error, fixes the cause and replays it. The run is deterministic.
 
+The asyncio twin, workers as tasks with async handlers, is async_workers.py
+(see docs/async.md).
+
 Run it against any server: EVENTSTORE_URL=redis://127.0.0.1:6379/0 python order_fulfillment.py
 """
 

@@ -1,5 +1,7 @@
 """The quickstart from the README and docs/quickstart.md, run by the test suite.
 
+The asyncio twin is async_quickstart.py (see docs/async.md).
+
 Run it against any server: EVENTSTORE_URL=redis://127.0.0.1:6379/0 python quickstart.py
 """
 

@@ -4,6 +4,9 @@ The read model lives in Redis next to the events. Each page of events is applied
 MULTI together with the projection's checkpoint, so a crash can never apply an email
 change twice or lose one.
 
+The asyncio twin of the projection (AsyncProjection) is in async_workers.py
+(see docs/async.md).
+
 Run it against any server: EVENTSTORE_URL=redis://127.0.0.1:6379/0 python users_by_email.py
 """
 
