@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self, cast
 
 import attrs
@@ -14,7 +14,6 @@ import redis.asyncio as redis
 from redis.asyncio.cluster import RedisCluster
 
 from aggregates import DomainEvent
-from eventstore._async.batch import send_batch
 from eventstore._async.clients import close_client, load_hot_script, load_script, open_client
 from eventstore._async.durability import (
     Durability,
@@ -23,28 +22,22 @@ from eventstore._async.durability import (
     supports_waitaof,
 )
 from eventstore._async.failover import through_failover
-from eventstore._async.follower import AsyncLogFollower, fetch_events
-from eventstore._async.io import close_at_exit, opened, run_blocking
+from eventstore._async.io import close_at_exit, run_blocking
 from eventstore._async.server import server_infos
 from eventstore._async.shards import AsyncRawClients
-from eventstore._async.stored import raise_if_wrong_type, refusals, stored_int
-from eventstore._async.subscription import AsyncCatchUpSubscription
-from eventstore._core.checkpoint import FROM_NOW, After, Checkpoint
+from eventstore._async.store_log import AsyncStoreLog
+from eventstore._async.stored import refusals
 from eventstore._core.codec import (
     encode_batch,
     now_ms,
     stored_version,
-    version_of_id,
 )
 from eventstore._core.errors import ConfigurationError, InvalidEvent
 from eventstore._core.expected import ExpectedVersion
-from eventstore._core.groups import TrimResult, parse_trim_reply
 from eventstore._core.keys import KeySchema, validate_name
 from eventstore._core.limits import DEFAULT_LIMITS, Limits, check_batch
-from eventstore._core.log import LogPage, Pointer, parse_pointers
-from eventstore._core.notifications import LiveChannels, LiveSelection, LiveStats
+from eventstore._core.notifications import LiveChannels
 from eventstore._core.records import AppendResult, NewEvent, RecordedEvent, Snapshot
-from eventstore._core.replies import stored_count
 from eventstore._core.scripts import (
     LoadReply,
     append_call,
@@ -55,18 +48,16 @@ from eventstore._core.scripts import (
     snapshot_from_hash,
 )
 from eventstore._core.server import ServerInfo, check_server
-from eventstore._core.types import TypeFilter, type_names
 from eventstore._redis.embedded import EmbeddedServer
 from eventstore._redis.permissions import raise_if_denied
 
 if TYPE_CHECKING:
-    from eventstore._async.groups import AsyncConsumerGroup, Start
-    from eventstore._async.live import AsyncLiveFeed
+    pass
 
 __all__ = ["AsyncEventStore", "Durability", "load_script"]
 
 
-class AsyncEventStore:
+class AsyncEventStore(AsyncStoreLog):
     """An event store in one Redis namespace.
 
     ::
@@ -239,11 +230,6 @@ class AsyncEventStore:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-    @property
-    def partitions(self) -> int:
-        """The namespace's number of partitions (fixed when it was created)."""
-        return self.keys.partitions
 
     # -- writing --------------------------------------------------------------------------
 
@@ -419,17 +405,6 @@ class AsyncEventStore:
         events = parse_entries(self.keys, aggregate_type, aggregate_id, entries)
         return attrs.evolve(loaded, events=events + loaded.events)
 
-    async def _send(self, key: str, commands: Sequence[Sequence[Any]]) -> list[Any]:
-        """``commands`` (on ``key``'s slot) to the server holding ``key``, raw replies. On a
-        cluster, a node gone or a slot moved re-reads the slot map and sends once more."""
-        try:
-            return await send_batch(self._raw.for_key(key), commands)
-        except self._raw.retryable:
-            if not self._raw.is_cluster:
-                raise
-            await self._raw.refresh()
-            return await send_batch(self._raw.for_key(key), commands)
-
     async def write_snapshot(
         self, aggregate_type: str, aggregate_id: str, snapshot: Snapshot
     ) -> bool:
@@ -474,228 +449,6 @@ class AsyncEventStore:
             (last,) = await self._send(stream, [("XREVRANGE", stream, "+", "-", "COUNT", 1)])
         return stored_version(stream, last[0][0]) if last else 0
 
-    async def last_position(self, partition: int) -> int:
-        """The last position handed out in ``partition`` (0 before the first event)."""
-        key = self.keys.position(partition)
-        async with refusals(self.client, {key: "string"}):
-            return stored_count(key, "value", await self.client.get(key))
-
-    async def read_log(
-        self,
-        partition: int,
-        after: int = 0,
-        *,
-        limit: int = 1000,
-        event_types: TypeFilter = None,
-        aggregate_types: TypeFilter = None,
-    ) -> LogPage:
-        """Up to ``limit`` log entries of ``partition`` after position ``after``, resolved.
-
-        Two round trips: XRANGE on the log, then one XREAD fetching the event behind every
-        pointer that passes the filters (event and aggregate types, as names or classes).
-        ``last_position`` is the last position scanned (filtered out or not), so a reader
-        resumes after it.
-        """
-        if not 0 <= partition < self.partitions:
-            raise ValueError(f"partition {partition} is not in 0..{self.partitions - 1}")
-        log = self.keys.log(partition)
-        page = ("XRANGE", log, f"({_log_id(after)}", "+", "COUNT", limit)
-        async with refusals(self.client, {log: "stream"}, command="xrange"):
-            (entries,) = await self._send(log, [page])
-        if not entries:
-            return LogPage(partition, (), after, 0)
-        pointers = parse_pointers(
-            self.keys,
-            partition,
-            entries,
-            event_types=type_names(event_types, "event_types"),
-            aggregate_types=type_names(aggregate_types, "aggregate_types"),
-        )
-        last_position = version_of_id(entries[-1][0])
-        return LogPage(partition, tuple(await self.resolve(pointers)), last_position, len(entries))
-
-    async def resolve(self, pointers: Sequence[Pointer]) -> list[RecordedEvent]:
-        """Fetch the events behind log pointers of one partition in one round trip."""
-        try:
-            return await fetch_events(self._raw, pointers)
-        except redis.ResponseError as exc:
-            # the page's keys are only worth listing on the error path
-            keys = tuple(dict.fromkeys(pointer.stream for pointer in pointers))
-            raise_if_denied(exc, self.client, keys=keys, command="xread")
-            await raise_if_wrong_type(exc, self.client, dict.fromkeys(keys, "stream"))
-            raise
-
-    # -- subscriptions, projections, live notifications -----------------------------------
-
-    async def head(self) -> Checkpoint:
-        """The current end of every partition log; ``after=store.head()`` skips history."""
-        keys = [self.keys.position(partition) for partition in range(self.partitions)]
-        async with self.client.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.get(key)
-            positions = await pipe.execute(raise_on_error=False)
-        return Checkpoint(
-            tuple(
-                [
-                    await stored_int(self.client, k, "value", raw)
-                    for k, raw in zip(keys, positions, strict=True)
-                ]
-            )
-        )
-
-    async def checkpoint(self, after: After = None) -> Checkpoint:
-        """What ``after=`` accepts, as a ``Checkpoint`` of this store (``FROM_NOW`` = head)."""
-        if isinstance(after, str) and after.strip() == FROM_NOW:
-            return await self.head()
-        return Checkpoint.coerce(after, self.partitions)
-
-    async def read_all(
-        self,
-        after: After = None,
-        *,
-        event_types: TypeFilter = None,
-        aggregate_types: TypeFilter = None,
-        limit: int | None = None,
-        page_size: int = 1000,
-    ) -> AsyncIterator[RecordedEvent]:
-        """Every event after ``after`` (``None``: from the beginning), then stop.
-
-        In order within each partition (pages of the partitions take turns); filters by
-        event type and aggregate type (names or classes) are applied to the log before
-        events are fetched. While iterating, the next page's reads are already written;
-        ``aclose()`` the iterator to stop early.
-        """
-        if limit is not None and limit <= 0:
-            return
-        follower = AsyncLogFollower(
-            self.keys,
-            self.client,
-            await self.checkpoint(after),
-            event_types=type_names(event_types, "event_types"),
-            aggregate_types=type_names(aggregate_types, "aggregate_types"),
-            page_size=page_size,
-            live=False,
-        )
-        taken = 0
-        async for page in follower.pages():
-            for event in page.events:
-                yield event
-                taken += 1
-                if taken == limit:
-                    return
-
-    def subscribe(
-        self,
-        after: After = None,
-        *,
-        event_types: TypeFilter = None,
-        aggregate_types: TypeFilter = None,
-        page_size: int = 500,
-        block_ms: int = 1000,
-        reconnect_for: float = 60.0,
-    ) -> AsyncCatchUpSubscription:
-        """A catch-up subscription: the events after ``after``, then new ones live.
-
-        ``after`` is a ``Checkpoint`` (or its string), a position with one partition,
-        ``None`` for the beginning or ``FROM_NOW`` for new events only. Use it in an
-        ``async with`` block; see ``AsyncCatchUpSubscription``.
-        """
-        return opened(
-            AsyncCatchUpSubscription(
-                self,
-                after,
-                event_types=type_names(event_types, "event_types"),
-                aggregate_types=type_names(aggregate_types, "aggregate_types"),
-                page_size=page_size,
-                block_ms=block_ms,
-                reconnect_for=reconnect_for,
-            )
-        )
-
-    def live(
-        self,
-        aggregate_types: TypeFilter | str = None,
-        *,
-        event_types: TypeFilter | str = None,
-        aggregate_ids: Collection[str] | str | None = None,
-        poll_seconds: float = 0.2,
-        discover_seconds: float = 5.0,
-        max_queue: int = 1000,
-    ) -> AsyncLiveFeed:
-        """Live notifications (Pub/Sub hints, not delivery), subscribed on entry.
-
-        ``aggregate_types`` picks channels (``None``: every type in the namespace);
-        ``event_types`` and ``aggregate_ids`` filter on arrival. On a sharded cluster
-        (``live_channels.sharded``) there are no patterns: ``None`` subscribes to the types
-        the namespace has and looks for new ones every ``discover_seconds``. Every feed
-        of the store shares one connection per server; up to ``max_queue`` notifications
-        wait for this one's consumer, past that it raises ``LiveFeedFellBehind``.
-        """
-        from eventstore._async.live import AsyncLiveFeed
-
-        selection = LiveSelection.of(
-            type_names(aggregate_types, "aggregate_types"),
-            type_names(event_types, "event_types"),
-            aggregate_ids,
-        )
-        return opened(
-            AsyncLiveFeed(
-                self,
-                selection,
-                poll_seconds=poll_seconds,
-                discover_seconds=discover_seconds,
-                max_queue=max_queue,
-            )
-        )
-
-    async def live_stats(self) -> LiveStats:
-        """Subscribers per live channel of the namespace right now (for ``stats``)."""
-        from eventstore._async.live import live_stats
-
-        return await live_stats(self.client, self.live_channels)
-
-    # -- consumer groups ------------------------------------------------------------------
-
-    async def consumer_group(self, name: str, *, start: Start = "beginning") -> AsyncConsumerGroup:
-        """The consumer group ``name`` over every partition log, created if needed.
-
-        ``start="beginning"`` delivers the whole history, ``"end"`` only events appended
-        after the group was created. Creating an existing group adopts it as it is.
-        """
-        from eventstore._async.groups import AsyncConsumerGroup
-
-        return await AsyncConsumerGroup.open(self, name, start=start)
-
-    async def safe_trim_point(self, partition: int) -> int:
-        """The lowest position of ``partition`` still needed by a consumer group (pending
-        or undelivered) or a registered checkpoint: log entries below it may be trimmed."""
-        return (await self._trim_call(partition, trim=False, before=0)).safe_point
-
-    async def trim_log(self, partition: int | None = None, *, before: int = 0) -> list[TrimResult]:
-        """Delete log entries no group or registered checkpoint still needs (explicit only).
-
-        Trims every partition (or just ``partition``) up to its safe trim point, or up
-        to ``before`` if that is lower; never further. Aggregate streams are never
-        trimmed, so dead letters and ``read``/``load`` keep working.
-        """
-        partitions = range(self.partitions) if partition is None else [partition]
-        return [await self._trim_call(p, trim=True, before=before) for p in partitions]
-
-    async def _trim_call(self, partition: int, *, trim: bool, before: int) -> TrimResult:
-        if not 0 <= partition < self.partitions:
-            raise ValueError(f"partition {partition} is not in 0..{self.partitions - 1}")
-        keys = (
-            self.keys.log(partition),
-            self.keys.checkpoints(partition),
-            self.keys.position(partition),
-        )
-        try:
-            reply = await self._trim(keys=keys, args=("trim" if trim else "check", max(before, 0)))
-        except redis.ResponseError as exc:
-            raise_if_denied(exc, self.client, keys=keys, script=("trim", self._trim))
-            raise
-        return parse_trim_reply(partition, reply)
-
 
 async def _adopt_partitions(client: redis.Redis, namespace: str, asked: int | None) -> int:
     """The namespace's partitions: ``asked`` (or 1) for a new one, else what it has."""
@@ -717,7 +470,3 @@ async def _adopt_partitions(client: redis.Redis, namespace: str, asked: int | No
             "Partitions are fixed when a namespace is created: open it without partitions="
         )
     return stored
-
-
-def _log_id(position: int) -> str:
-    return f"0-{position}" if position > 0 else "0-0"

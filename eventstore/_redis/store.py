@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self, cast
 
 import attrs
@@ -14,22 +14,17 @@ import redis
 from redis.cluster import RedisCluster
 
 from aggregates import DomainEvent
-from eventstore._core.checkpoint import FROM_NOW, After, Checkpoint
 from eventstore._core.codec import (
     encode_batch,
     now_ms,
     stored_version,
-    version_of_id,
 )
 from eventstore._core.errors import ConfigurationError, InvalidEvent
 from eventstore._core.expected import ExpectedVersion
-from eventstore._core.groups import TrimResult, parse_trim_reply
 from eventstore._core.keys import KeySchema, validate_name
 from eventstore._core.limits import DEFAULT_LIMITS, Limits, check_batch
-from eventstore._core.log import LogPage, Pointer, parse_pointers
-from eventstore._core.notifications import LiveChannels, LiveSelection, LiveStats
+from eventstore._core.notifications import LiveChannels
 from eventstore._core.records import AppendResult, NewEvent, RecordedEvent, Snapshot
-from eventstore._core.replies import stored_count
 from eventstore._core.scripts import (
     LoadReply,
     append_call,
@@ -40,8 +35,6 @@ from eventstore._core.scripts import (
     snapshot_from_hash,
 )
 from eventstore._core.server import ServerInfo, check_server
-from eventstore._core.types import TypeFilter, type_names
-from eventstore._redis.batch import send_batch
 from eventstore._redis.clients import close_client, load_hot_script, load_script, open_client
 from eventstore._redis.durability import (
     Durability,
@@ -51,22 +44,20 @@ from eventstore._redis.durability import (
 )
 from eventstore._redis.embedded import EmbeddedServer
 from eventstore._redis.failover import through_failover
-from eventstore._redis.follower import LogFollower, fetch_events
-from eventstore._redis.io import close_at_exit, opened, run_blocking
+from eventstore._redis.io import close_at_exit, run_blocking
 from eventstore._redis.permissions import raise_if_denied
 from eventstore._redis.server import server_infos
 from eventstore._redis.shards import RawClients
-from eventstore._redis.stored import raise_if_wrong_type, refusals, stored_int
-from eventstore._redis.subscription import CatchUpSubscription
+from eventstore._redis.store_log import StoreLog
+from eventstore._redis.stored import refusals
 
 if TYPE_CHECKING:
-    from eventstore._redis.groups import ConsumerGroup, Start
-    from eventstore._redis.live import LiveFeed
+    pass
 
 __all__ = ["EventStore", "Durability", "load_script"]
 
 
-class EventStore:
+class EventStore(StoreLog):
     """An event store in one Redis namespace.
 
     ::
@@ -240,11 +231,6 @@ class EventStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @property
-    def partitions(self) -> int:
-        """The namespace's number of partitions (fixed when it was created)."""
-        return self.keys.partitions
-
     # -- writing --------------------------------------------------------------------------
 
     def append(
@@ -415,17 +401,6 @@ class EventStore:
         events = parse_entries(self.keys, aggregate_type, aggregate_id, entries)
         return attrs.evolve(loaded, events=events + loaded.events)
 
-    def _send(self, key: str, commands: Sequence[Sequence[Any]]) -> list[Any]:
-        """``commands`` (on ``key``'s slot) to the server holding ``key``, raw replies. On a
-        cluster, a node gone or a slot moved re-reads the slot map and sends once more."""
-        try:
-            return send_batch(self._raw.for_key(key), commands)
-        except self._raw.retryable:
-            if not self._raw.is_cluster:
-                raise
-            self._raw.refresh()
-            return send_batch(self._raw.for_key(key), commands)
-
     def write_snapshot(self, aggregate_type: str, aggregate_id: str, snapshot: Snapshot) -> bool:
         """Store ``snapshot`` unless a newer one of the same shape is there; True if written."""
         keys = (
@@ -468,228 +443,6 @@ class EventStore:
             (last,) = self._send(stream, [("XREVRANGE", stream, "+", "-", "COUNT", 1)])
         return stored_version(stream, last[0][0]) if last else 0
 
-    def last_position(self, partition: int) -> int:
-        """The last position handed out in ``partition`` (0 before the first event)."""
-        key = self.keys.position(partition)
-        with refusals(self.client, {key: "string"}):
-            return stored_count(key, "value", self.client.get(key))
-
-    def read_log(
-        self,
-        partition: int,
-        after: int = 0,
-        *,
-        limit: int = 1000,
-        event_types: TypeFilter = None,
-        aggregate_types: TypeFilter = None,
-    ) -> LogPage:
-        """Up to ``limit`` log entries of ``partition`` after position ``after``, resolved.
-
-        Two round trips: XRANGE on the log, then one XREAD fetching the event behind every
-        pointer that passes the filters (event and aggregate types, as names or classes).
-        ``last_position`` is the last position scanned (filtered out or not), so a reader
-        resumes after it.
-        """
-        if not 0 <= partition < self.partitions:
-            raise ValueError(f"partition {partition} is not in 0..{self.partitions - 1}")
-        log = self.keys.log(partition)
-        page = ("XRANGE", log, f"({_log_id(after)}", "+", "COUNT", limit)
-        with refusals(self.client, {log: "stream"}, command="xrange"):
-            (entries,) = self._send(log, [page])
-        if not entries:
-            return LogPage(partition, (), after, 0)
-        pointers = parse_pointers(
-            self.keys,
-            partition,
-            entries,
-            event_types=type_names(event_types, "event_types"),
-            aggregate_types=type_names(aggregate_types, "aggregate_types"),
-        )
-        last_position = version_of_id(entries[-1][0])
-        return LogPage(partition, tuple(self.resolve(pointers)), last_position, len(entries))
-
-    def resolve(self, pointers: Sequence[Pointer]) -> list[RecordedEvent]:
-        """Fetch the events behind log pointers of one partition in one round trip."""
-        try:
-            return fetch_events(self._raw, pointers)
-        except redis.ResponseError as exc:
-            # the page's keys are only worth listing on the error path
-            keys = tuple(dict.fromkeys(pointer.stream for pointer in pointers))
-            raise_if_denied(exc, self.client, keys=keys, command="xread")
-            raise_if_wrong_type(exc, self.client, dict.fromkeys(keys, "stream"))
-            raise
-
-    # -- subscriptions, projections, live notifications -----------------------------------
-
-    def head(self) -> Checkpoint:
-        """The current end of every partition log; ``after=store.head()`` skips history."""
-        keys = [self.keys.position(partition) for partition in range(self.partitions)]
-        with self.client.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.get(key)
-            positions = pipe.execute(raise_on_error=False)
-        return Checkpoint(
-            tuple(
-                [
-                    stored_int(self.client, k, "value", raw)
-                    for k, raw in zip(keys, positions, strict=True)
-                ]
-            )
-        )
-
-    def checkpoint(self, after: After = None) -> Checkpoint:
-        """What ``after=`` accepts, as a ``Checkpoint`` of this store (``FROM_NOW`` = head)."""
-        if isinstance(after, str) and after.strip() == FROM_NOW:
-            return self.head()
-        return Checkpoint.coerce(after, self.partitions)
-
-    def read_all(
-        self,
-        after: After = None,
-        *,
-        event_types: TypeFilter = None,
-        aggregate_types: TypeFilter = None,
-        limit: int | None = None,
-        page_size: int = 1000,
-    ) -> Iterator[RecordedEvent]:
-        """Every event after ``after`` (``None``: from the beginning), then stop.
-
-        In order within each partition (pages of the partitions take turns); filters by
-        event type and aggregate type (names or classes) are applied to the log before
-        events are fetched. While iterating, the next page's reads are already written;
-        ``close()`` the iterator to stop early.
-        """
-        if limit is not None and limit <= 0:
-            return
-        follower = LogFollower(
-            self.keys,
-            self.client,
-            self.checkpoint(after),
-            event_types=type_names(event_types, "event_types"),
-            aggregate_types=type_names(aggregate_types, "aggregate_types"),
-            page_size=page_size,
-            live=False,
-        )
-        taken = 0
-        for page in follower.pages():
-            for event in page.events:
-                yield event
-                taken += 1
-                if taken == limit:
-                    return
-
-    def subscribe(
-        self,
-        after: After = None,
-        *,
-        event_types: TypeFilter = None,
-        aggregate_types: TypeFilter = None,
-        page_size: int = 500,
-        block_ms: int = 1000,
-        reconnect_for: float = 60.0,
-    ) -> CatchUpSubscription:
-        """A catch-up subscription: the events after ``after``, then new ones live.
-
-        ``after`` is a ``Checkpoint`` (or its string), a position with one partition,
-        ``None`` for the beginning or ``FROM_NOW`` for new events only. Use it in an
-        ``with`` block; see ``CatchUpSubscription``.
-        """
-        return opened(
-            CatchUpSubscription(
-                self,
-                after,
-                event_types=type_names(event_types, "event_types"),
-                aggregate_types=type_names(aggregate_types, "aggregate_types"),
-                page_size=page_size,
-                block_ms=block_ms,
-                reconnect_for=reconnect_for,
-            )
-        )
-
-    def live(
-        self,
-        aggregate_types: TypeFilter | str = None,
-        *,
-        event_types: TypeFilter | str = None,
-        aggregate_ids: Collection[str] | str | None = None,
-        poll_seconds: float = 0.2,
-        discover_seconds: float = 5.0,
-        max_queue: int = 1000,
-    ) -> LiveFeed:
-        """Live notifications (Pub/Sub hints, not delivery), subscribed on entry.
-
-        ``aggregate_types`` picks channels (``None``: every type in the namespace);
-        ``event_types`` and ``aggregate_ids`` filter on arrival. On a sharded cluster
-        (``live_channels.sharded``) there are no patterns: ``None`` subscribes to the types
-        the namespace has and looks for new ones every ``discover_seconds``. Every feed
-        of the store shares one connection per server; up to ``max_queue`` notifications
-        wait for this one's consumer, past that it raises ``LiveFeedFellBehind``.
-        """
-        from eventstore._redis.live import LiveFeed
-
-        selection = LiveSelection.of(
-            type_names(aggregate_types, "aggregate_types"),
-            type_names(event_types, "event_types"),
-            aggregate_ids,
-        )
-        return opened(
-            LiveFeed(
-                self,
-                selection,
-                poll_seconds=poll_seconds,
-                discover_seconds=discover_seconds,
-                max_queue=max_queue,
-            )
-        )
-
-    def live_stats(self) -> LiveStats:
-        """Subscribers per live channel of the namespace right now (for ``stats``)."""
-        from eventstore._redis.live import live_stats
-
-        return live_stats(self.client, self.live_channels)
-
-    # -- consumer groups ------------------------------------------------------------------
-
-    def consumer_group(self, name: str, *, start: Start = "beginning") -> ConsumerGroup:
-        """The consumer group ``name`` over every partition log, created if needed.
-
-        ``start="beginning"`` delivers the whole history, ``"end"`` only events appended
-        after the group was created. Creating an existing group adopts it as it is.
-        """
-        from eventstore._redis.groups import ConsumerGroup
-
-        return ConsumerGroup.open(self, name, start=start)
-
-    def safe_trim_point(self, partition: int) -> int:
-        """The lowest position of ``partition`` still needed by a consumer group (pending
-        or undelivered) or a registered checkpoint: log entries below it may be trimmed."""
-        return (self._trim_call(partition, trim=False, before=0)).safe_point
-
-    def trim_log(self, partition: int | None = None, *, before: int = 0) -> list[TrimResult]:
-        """Delete log entries no group or registered checkpoint still needs (explicit only).
-
-        Trims every partition (or just ``partition``) up to its safe trim point, or up
-        to ``before`` if that is lower; never further. Aggregate streams are never
-        trimmed, so dead letters and ``read``/``load`` keep working.
-        """
-        partitions = range(self.partitions) if partition is None else [partition]
-        return [self._trim_call(p, trim=True, before=before) for p in partitions]
-
-    def _trim_call(self, partition: int, *, trim: bool, before: int) -> TrimResult:
-        if not 0 <= partition < self.partitions:
-            raise ValueError(f"partition {partition} is not in 0..{self.partitions - 1}")
-        keys = (
-            self.keys.log(partition),
-            self.keys.checkpoints(partition),
-            self.keys.position(partition),
-        )
-        try:
-            reply = self._trim(keys=keys, args=("trim" if trim else "check", max(before, 0)))
-        except redis.ResponseError as exc:
-            raise_if_denied(exc, self.client, keys=keys, script=("trim", self._trim))
-            raise
-        return parse_trim_reply(partition, reply)
-
 
 def _adopt_partitions(client: redis.Redis, namespace: str, asked: int | None) -> int:
     """The namespace's partitions: ``asked`` (or 1) for a new one, else what it has."""
@@ -711,7 +464,3 @@ def _adopt_partitions(client: redis.Redis, namespace: str, asked: int | None) ->
             "Partitions are fixed when a namespace is created: open it without partitions="
         )
     return stored
-
-
-def _log_id(position: int) -> str:
-    return f"0-{position}" if position > 0 else "0-0"
