@@ -1,4 +1,4 @@
-"""Run issue 7's ten workloads, the asyncio front's (11) and many live feeds' (12):
+"""Run the ten workloads of the first round, the asyncio front's (11) and many live feeds' (12):
 ``python -m benchmarks [--full | --smoke] [--url URL]``.
 
 Starts two redis-server processes (recommended settings, and Redis's defaults for the
@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_const",
         const="full",
         dest="mode",
-        help="the issue's sizes everywhere, 5 runs per figure",
+        help="the full sizes everywhere, 5 runs per figure",
     )
     mode.add_argument(
         "--smoke",

@@ -2,7 +2,7 @@
 
 A ``Row`` holds our figure and (optionally) one baseline measured in the same run on the
 same server; its ``ratio`` is always ours / baseline in the row's unit. A ``Target``
-restates one of issue 7's goals with the factor measured for it and whether it was met.
+restates one of the benchmark goals with the factor measured for it and whether it was met.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class Row:
 
 @dataclass(frozen=True)
 class Target:
-    """One goal of issue 7: ``factor`` (as the goal states it) compared with ``threshold``.
+    """One benchmark goal: ``factor`` (as the goal states it) compared with ``threshold``.
 
     ``factor`` is ``None`` when its rows could not be measured (say why in ``note``).
     ``ceiling`` is the same factor for raw redis-py with no framework, where the goal

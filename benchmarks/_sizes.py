@@ -1,6 +1,6 @@
-"""How big each workload is in each mode: ``full`` uses issue 7's sizes.
+"""How big each workload is in each mode: ``full`` uses the target sizes.
 
-``quick`` (the default, ``make bench``) keeps the issue's sizes wherever the whole run stays
+``quick`` (the default, ``make bench``) keeps the full sizes wherever the whole run stays
 within a few minutes and shrinks the rest; every shrunk size is named in ``reduced`` so the
 table can say so. ``smoke`` is for the test suite: tiny, seconds, figures meaningless.
 """
@@ -43,7 +43,7 @@ class Sizes:
             ours, theirs = getattr(self, spec.name), getattr(full, spec.name)
             if spec.name in ("mode", "runs") or ours == theirs:
                 continue
-            out[spec.name] = f"{_show(ours)} (issue: {_show(theirs)})"
+            out[spec.name] = f"{_show(ours)} (full: {_show(theirs)})"
         return out
 
 

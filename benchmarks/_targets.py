@@ -1,4 +1,4 @@
-"""Issue 7's targets, the asyncio front's (workload 11) and many live feeds' (12), each
+"""The targets of workloads 1-10, the asyncio front's (workload 11) and many live feeds' (12), each
 read off the rows measured in the same run.
 
 A target names one row and how to read it: ``ratio`` (ours / baseline), ``speedup``

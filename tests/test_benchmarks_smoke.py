@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from benchmarks._measure import Stat, percentile
 
 ROOT = Path(__file__).resolve().parent.parent
-WORKLOADS = set(range(1, 13))  # issue 7's ten, the asyncio front (11), live fan-out (12)
+WORKLOADS = set(range(1, 13))  # the first ten, the asyncio front (11), live fan-out (12)
 # rows whose baseline is an eventsourcing backend that has no equivalent feature
 NO_EQUIVALENT = {"w8.live.p50.sqlite", "w8.live.p99.sqlite"}
 
@@ -133,7 +133,7 @@ def test_smoke_says_which_sizes_were_reduced(smoke: tuple[dict[str, Any], str, s
     report, _, _ = smoke
     notes = [row["note"] or "" for row in report["rows"] if row["workload"] != 8]
     assert all("reduced" in note or "not measured" in note for note in notes if note)
-    assert any("catch_up_events 100 (issue: 100,000)" in note for note in notes)
+    assert any("catch_up_events 100 (full: 100,000)" in note for note in notes)
 
 
 @given(st.lists(st.floats(-1e9, 1e9), min_size=1, max_size=50), st.floats(0, 100))

@@ -50,7 +50,7 @@ __all__ = [
     "EventStoreContract",
     "ContractEvent",
     "assert_replay_consistent",
-    # testing your domain (issue 8)
+    # testing your domain
     "scenario",
     "Scenario",
     "check_aggregate",
