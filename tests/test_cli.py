@@ -266,9 +266,12 @@ def test_stats_counts_live_subscribers(
     redis_url: str, namespace: str, bank: dict[str, Account], store: EventStore
 ) -> None:
     # the feeds of one store share a connection: two subscribers are two stores
-    with EventStore.from_url(redis_url, namespace=namespace) as other:
-        with store.live("Account"), other.live("Account"):
-            data = run_json(redis_url, namespace, "stats")
+    with (
+        EventStore.from_url(redis_url, namespace=namespace) as other,
+        store.live("Account"),
+        other.live("Account"),
+    ):
+        data = run_json(redis_url, namespace, "stats")
     (account,) = data["aggregate_types"]
     assert account["live_subscribers"] == 2
     assert data["live"]["channels"] == {store.keys.live_channel("Account"): 2}
