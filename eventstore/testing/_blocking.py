@@ -42,10 +42,17 @@ class LoopThread:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
 
     def close(self) -> None:
-        """Stop the loop and its thread."""
+        """Stop the loop and its thread, letting what is closing finish first (a dropped
+        connection's transport closes in a callback of the loop's next turns)."""
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join()
+        self.loop.run_until_complete(self._settle())
         self.loop.close()
+
+    async def _settle(self) -> None:
+        await self.loop.shutdown_asyncgens()
+        for _ in range(3):  # connection_lost runs a turn or two after close()
+            await asyncio.sleep(0)
 
 
 async def _drain(iterator: AsyncIterator[T]) -> list[T]:
