@@ -17,6 +17,7 @@ from redis.exceptions import NoScriptError
 
 from eventstore._async.batch import send_batch
 from eventstore._async.mux import close_multiplexer
+from eventstore._async.shards import node_client
 from eventstore._redis.clients import DEFAULT_SOCKET_TIMEOUT, cluster_url, script_source
 
 __all__ = [
@@ -132,13 +133,8 @@ def shard_client(client: redis.Redis, key: str) -> redis.Redis:
     node = client.get_node_from_key(key)
     shard = _SHARDS.get((id(client), node.name))
     if shard is None:
-        shard = _SHARDS[(id(client), node.name)] = _with_callbacks(node)
+        shard = _SHARDS[(id(client), node.name)] = node_client(node, raw=False)
     return shard
-
-
-def _with_callbacks(node: Any) -> redis.Redis:
-    pool = redis.ConnectionPool(connection_class=node.connection_class, **node.connection_kwargs)
-    return redis.Redis(connection_pool=pool)
 
 
 async def close_client(client: redis.Redis) -> None:
@@ -164,7 +160,7 @@ async def node_clients(client: redis.Redis) -> AsyncIterator[dict[str, redis.Red
     if not isinstance(client, RedisCluster):
         yield {"": client}
         return
-    probes = {node.name: _with_callbacks(node) for node in client.get_primaries()}
+    probes = {node.name: node_client(node, raw=False) for node in client.get_primaries()}
     try:
         yield probes
     finally:

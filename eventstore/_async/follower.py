@@ -66,6 +66,7 @@ class AsyncLogFollower:
         live: bool = True,
         reconnect_for: float = 60.0,
         stopped: AsyncEvent | None = None,
+        caught_up: AsyncEvent | None = None,
         wake: Wake | None = None,
     ) -> None:
         if page_size < 1 or block_ms < 1:
@@ -80,7 +81,7 @@ class AsyncLogFollower:
         self.live = live
         self.reconnect_for = reconnect_for
         self.stopped = stopped or AsyncEvent()
-        self.caught_up = AsyncEvent()
+        self.caught_up = caught_up or AsyncEvent()
         self.wake = wake
         self._raw = AsyncRawClients(client)
 

@@ -29,12 +29,14 @@ def raw_client(client: redis.Redis) -> redis.Redis:
     return raw
 
 
-def node_client(node: Any) -> redis.Redis:
-    """A raw client with a pool of its own for one node of an async ``RedisCluster``."""
+def node_client(node: Any, *, raw: bool = True) -> redis.Redis:
+    """A client with a pool of its own for one node of an async ``RedisCluster``: raw
+    replies unless ``raw=False`` (then redis-py's reply callbacks parse them)."""
     pool = redis.ConnectionPool(connection_class=node.connection_class, **node.connection_kwargs)
-    raw = redis.Redis(connection_pool=pool)
-    raw.response_callbacks.clear()
-    return raw
+    client = redis.Redis(connection_pool=pool)
+    if raw:
+        client.response_callbacks.clear()
+    return client
 
 
 async def refresh_slots(cluster: RedisCluster) -> None:

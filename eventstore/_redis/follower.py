@@ -66,6 +66,7 @@ class LogFollower:
         live: bool = True,
         reconnect_for: float = 60.0,
         stopped: Event | None = None,
+        caught_up: Event | None = None,
         wake: Wake | None = None,
     ) -> None:
         if page_size < 1 or block_ms < 1:
@@ -80,7 +81,7 @@ class LogFollower:
         self.live = live
         self.reconnect_for = reconnect_for
         self.stopped = stopped or Event()
-        self.caught_up = Event()
+        self.caught_up = caught_up or Event()
         self.wake = wake
         self._raw = RawClients(client)
 

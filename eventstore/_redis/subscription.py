@@ -108,9 +108,9 @@ class CatchUpSubscription:
             block_ms=self._block_ms,
             reconnect_for=self._reconnect_for,
             stopped=self._stopped,
+            caught_up=self._caught_up,
             wake=self._hints.wait_for_any if self._hints is not None else None,
         )
-        self._follower.caught_up = self._caught_up
         self._checkpoint = after
 
     @property
