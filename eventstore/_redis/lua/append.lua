@@ -39,11 +39,15 @@ local PER_EVENT = tonumber(ARGV[5])
 -- locals, not global lookups, on the paths run for every event (redis.call stays spelled
 -- out with its KEYS[i]: an ACL refusal is explained from the line it names)
 local match, byte = string.match, string.byte
+-- numbers leave the script only through this: Lua's own formatting (tostring, ..)
+-- turns integers above 1e14 into exponent form; %d is exact up to 2^53
+local function int(x) return string.format('%d', x) end
+local MAX_POSITION = 9007199254740992  -- 2^53: positions and versions stay exact
 
 -- Nothing after 0-<seq> in a stream? An empty range is cheap, where reading the last
 -- entry costs a Lua table of its fields (measured: ~2.5 us against ~5 of server time).
 local function nothing_after(key, seq)
-  return #redis.call('XREVRANGE', key, '+', '(0-' .. seq, 'COUNT', 1) == 0
+  return #redis.call('XREVRANGE', key, '+', '(0-' .. int(seq), 'COUNT', 1) == 0
 end
 
 -- The stream's version is its length: aggregate streams are never trimmed, and entry ids
@@ -116,7 +120,7 @@ if base == nil then return {'invalid', 0, 'expected_version', 'not understood: '
 local function already_written(from)
   -- entries from+1 .. from+n hold exactly these ids, in order?
   if from < 0 or current < from + n then return false, 0 end
-  local entries = redis.call('XRANGE', KEYS[1], '0-' .. (from + 1), '0-' .. (from + n))
+  local entries = redis.call('XRANGE', KEYS[1], '0-' .. int(from + 1), '0-' .. int(from + n))
   for i = 1, n do
     if entries[i] == nil or field(entries[i], 'i') ~= ARGV[FIRST_EVENT + PER_EVENT * (i - 1)] then
       return false, from + i
@@ -157,6 +161,9 @@ end
 local stored_pos = redis.call('GET', KEYS[3]) or '0'
 if not match(stored_pos, '^%d+$') then return {'corrupt', KEYS[3], 'position is not an integer'} end
 local pos = tonumber(stored_pos)
+if pos > MAX_POSITION - n then  -- not pos + n: above 2^53 a sum rounds
+  return {'invalid', 0, 'position', 'the partition log is full: positions stop at 2^53'}
+end
 if not nothing_after(KEYS[2], pos) then return {'corrupt', KEYS[2], 'log is ahead of the position counter'} end
 
 -- 4. write: events, pointers, position, index, snapshot, notifications
@@ -194,7 +201,7 @@ local notified = 0
 for i = 1, n do
   local at = FIRST_EVENT + PER_EVENT * (i - 1)
   -- as strings once: Lua formats a number each time it is passed or concatenated
-  local version, position = tostring(base + i), tostring(pos + i)
+  local version, position = int(base + i), int(pos + i)
   local entry_id, etype = '0-' .. version, ARGV[at + 1]
   if i == 1 then  -- the first write: it fails, writing nothing, if the ids are not ours
     local added
@@ -220,13 +227,14 @@ for i = 1, n do
   -- the aggregate type is in the pointer: a field for it would cost ~17 B per event
   redis.call('XADD', KEYS[2], '0-' .. position, 'k', ref, 'v', version, 't', etype)
   if channel ~= '' then
-    notified = notified + redis.call(publish, channel, cjson.encode({
-      aggregate_type = atype, aggregate_id = aid, version = base + i, position = pos + i,
-      partition = tonumber(partition), event_type = etype, event_id = ARGV[at],
-      recorded_at = tonumber(ARGV[at + 3])}))
+    -- cjson writes numbers with 14 significant digits: the large ones go in as digits
+    local rest = cjson.encode({aggregate_type = atype, aggregate_id = aid,
+      partition = tonumber(partition), event_type = etype, event_id = ARGV[at]})
+    notified = notified + redis.call(publish, channel, '{"version":' .. version ..
+      ',"position":' .. position .. ',"recorded_at":' .. int(tonumber(ARGV[at + 3])) .. ',' .. string.sub(rest, 2))
   end
 end
-redis.call('SET', KEYS[3], pos + n)
+redis.call('SET', KEYS[3], int(pos + n))
 if base == 0 then
   redis.call('SADD', KEYS[5], aid)
   redis.call('SADD', KEYS[6], atype)
@@ -237,7 +245,7 @@ if snap_version and snap_version > 0 and snap_version <= base + n then
   -- a corrupt stored version must not fail the script after the events were written
   local existing = tonumber(redis.call('HGET', KEYS[4], 'v') or '0') or 0
   if snap_version > existing then
-    redis.call('HSET', KEYS[4], 'v', snap_version, 'f', ARGV[events_end + 2],
+    redis.call('HSET', KEYS[4], 'v', int(snap_version), 'f', ARGV[events_end + 2],
                's', ARGV[events_end + 3], 'ts', ARGV[events_end + 4])
   end
 end

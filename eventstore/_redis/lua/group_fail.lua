@@ -29,7 +29,7 @@ local fields = {}
 for i = 6, #ARGV do
   fields[#fields + 1] = ARGV[i]
 end
-for _, pair in ipairs({{'deliveries', tostring(deliveries)}, {'source', ARGV[3]}}) do
+for _, pair in ipairs({{'deliveries', string.format('%d', deliveries)}, {'source', ARGV[3]}}) do
   fields[#fields + 1] = pair[1]
   fields[#fields + 1] = pair[2]
 end

@@ -27,7 +27,7 @@ for i = 5, #ARGV do
     else
       local count = math.max(tonumber(pending[1][4]) - 1, 0)
       redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id,
-        'IDLE', ARGV[4], 'RETRYCOUNT', count, 'JUSTID')
+        'IDLE', ARGV[4], 'RETRYCOUNT', string.format('%d', count), 'JUSTID')
     end
     out[#out + 1] = id
   end

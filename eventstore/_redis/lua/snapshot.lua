@@ -20,5 +20,5 @@ local existing = redis.call('HMGET', KEYS[1], 'v', 'f')
 -- so is one whose version is not a plain integer (loads skip it as invalid): overwrite it
 local stored = existing[1] and string.match(existing[1], '^%d+$') and tonumber(existing[1])
 if stored and stored >= version and existing[2] == ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], 'v', version, 'f', ARGV[2], 's', ARGV[3], 'ts', ARGV[4])
+redis.call('HSET', KEYS[1], 'v', string.format('%d', version), 'f', ARGV[2], 's', ARGV[3], 'ts', ARGV[4])
 return 1

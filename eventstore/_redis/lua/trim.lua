@@ -46,6 +46,6 @@ if limit > 0 then
 end
 local removed = 0
 if ARGV[1] == 'trim' then
-  removed = redis.call('XTRIM', KEYS[1], 'MINID', '0-' .. upto)
+  removed = redis.call('XTRIM', KEYS[1], 'MINID', '0-' .. string.format('%d', upto))
 end
 return {point, upto, removed}
