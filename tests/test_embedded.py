@@ -168,3 +168,24 @@ def test_async_embedded_store_shares_the_server_and_stops_it_last(tmp_path: Path
             return _pid(path)
 
     _wait_dead(asyncio.run(main()))
+
+
+def test_a_stale_pid_file_naming_another_process_does_not_hold_up_the_start(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "es"
+    with EventStore.embedded(path) as store:
+        _write_history(store)
+        pid = _pid(path)
+    _wait_dead(pid)
+    # after a crash and a reboot the recorded pid may be any live process's
+    with subprocess.Popen(["sleep", "60"]) as other:
+        try:
+            (path / "redis.pid").write_text(f"{other.pid}\n")
+            server = EmbeddedServer(path)
+            assert not server._pid_alive()
+            with EventStore.embedded(path) as reopened:
+                _assert_history(reopened)
+                assert _pid(path) != other.pid
+        finally:
+            other.kill()

@@ -145,7 +145,19 @@ class EmbeddedServer:
             os.kill(pid, 0)
         except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
             return False
-        return not _is_zombie(pid)
+        return not _is_zombie(pid) and self._is_ours(pid)
+
+    def _is_ours(self, pid: int) -> bool:
+        # After a crash or a reboot the pid in the file may belong to any process: only
+        # one whose command line names this directory's config (as started) or socket (the
+        # title the server gives itself) is worth waiting for.
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except FileNotFoundError:  # gone in between
+            return False
+        except OSError:  # no procfs (macOS): trust the signal
+            return True
+        return str(self.path / "redis.conf") in cmdline or str(self.socket) in cmdline
 
     def _wait_gone(self) -> None:
         deadline = time.monotonic() + 10
