@@ -47,8 +47,13 @@ def test_doctor_on_a_well_configured_server(careful_server: RedisServer) -> None
     assert checks["lua"]["level"] == checks["commands"]["level"] == "ok"
     assert checks["persistence"]["detail"] == "AOF on, appendfsync everysec"
     assert data["server"]["version"].startswith(("6.2", "7."))
+    # the server is named as it names itself, with the version it answers as
+    server = data["server"]
+    assert server["name"] == f"{server['product']} {server['version']}"  # Redis here
+    assert server["nodes"] == [{"node": None, "name": server["name"], "version": server["version"]}]
     human = run(redis_url, namespace, "doctor")
     assert human.exit_code == 0
+    assert f"server: {server['name']}, standalone" in human.stdout
     assert "maxmemory-policy: noeviction" in human.stdout
 
 

@@ -11,6 +11,7 @@ from eventstore._async.clients import node_clients
 from eventstore._core.server import (
     CONFIG_NAMES,
     INFO_SECTIONS,
+    PROBED_COMMANDS,
     ServerInfo,
     check_server,
     parse_server_info,
@@ -39,9 +40,13 @@ async def server_info(client: redis.Redis) -> ServerInfo:
             pipe.info(section)
         for name in CONFIG_NAMES:
             pipe.config_get(name)
+        # "COMMAND INFO" as one name: redis-py's parser of COMMAND fails on the nil a
+        # missing command gets, and this name has no parser (the reply comes raw)
+        cast(Any, pipe).execute_command("COMMAND INFO", *PROBED_COMMANDS)
         replies = await pipe.execute(raise_on_error=False)
     sections = [_info_section(client, reply) for reply in replies[: len(INFO_SECTIONS)]]
-    return parse_server_info(sections, replies[len(INFO_SECTIONS) :])
+    configs = replies[len(INFO_SECTIONS) : len(INFO_SECTIONS) + len(CONFIG_NAMES)]
+    return parse_server_info(sections, configs, replies[-1])
 
 
 def _info_section(client: redis.Redis, reply: Any) -> dict[str, Any]:

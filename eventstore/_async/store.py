@@ -47,9 +47,9 @@ from eventstore._core.scripts import (
     parse_typed,
     snapshot_from_hash,
 )
-from eventstore._core.server import ServerInfo, check_server
+from eventstore._core.server import ServerInfo, check_capabilities, check_server
 from eventstore._redis.embedded import EmbeddedServer
-from eventstore._redis.permissions import raise_if_denied
+from eventstore._redis.permissions import address_of, raise_if_denied
 
 if TYPE_CHECKING:
     pass
@@ -126,6 +126,8 @@ class AsyncEventStore(AsyncStoreLog):
         durability policy, and creates the namespace or adopts its partitions."""
         validate_name("namespace", namespace)
         servers = await server_infos(client)
+        for info in servers:  # not optional: nothing works without these
+            check_capabilities(info, address_of(client))
         if check:
             for info in servers:
                 check_server(info)

@@ -20,7 +20,7 @@ from redis.commands.core import AsyncScript, Script
 
 from eventstore._core.permissions import permission_denied
 
-__all__ = ["raise_if_denied", "user_of"]
+__all__ = ["address_of", "raise_if_denied", "user_of"]
 
 
 def user_of(client: Any) -> str:
@@ -33,6 +33,19 @@ def user_of(client: Any) -> str:
         kwargs = getattr(pool, "connection_kwargs", {}) or {}
     name = kwargs.get("username")
     return str(name) if name else "default"
+
+
+def address_of(client: Any) -> str:
+    """Where ``client`` connects, for messages: ``host:port`` or the Unix socket's path
+    (a cluster client: the node it was given); never a password."""
+    manager = getattr(client, "nodes_manager", None)
+    if manager is not None:
+        node = manager.default_node or next(iter(manager.startup_nodes.values()), None)
+        return str(node.name) if node is not None else "the cluster"
+    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {}) or {}
+    if kwargs.get("path"):
+        return f"unix:{kwargs['path']}"
+    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
 
 
 def raise_if_denied(

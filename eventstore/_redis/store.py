@@ -34,7 +34,7 @@ from eventstore._core.scripts import (
     parse_typed,
     snapshot_from_hash,
 )
-from eventstore._core.server import ServerInfo, check_server
+from eventstore._core.server import ServerInfo, check_capabilities, check_server
 from eventstore._redis.clients import close_client, load_hot_script, load_script, open_client
 from eventstore._redis.durability import (
     Durability,
@@ -45,7 +45,7 @@ from eventstore._redis.durability import (
 from eventstore._redis.embedded import EmbeddedServer
 from eventstore._redis.failover import through_failover
 from eventstore._redis.io import close_at_exit, run_blocking
-from eventstore._redis.permissions import raise_if_denied
+from eventstore._redis.permissions import address_of, raise_if_denied
 from eventstore._redis.server import server_infos
 from eventstore._redis.shards import RawClients
 from eventstore._redis.store_log import StoreLog
@@ -126,6 +126,8 @@ class EventStore(StoreLog):
         durability policy, and creates the namespace or adopts its partitions."""
         validate_name("namespace", namespace)
         servers = server_infos(client)
+        for info in servers:  # not optional: nothing works without these
+            check_capabilities(info, address_of(client))
         if check:
             for info in servers:
                 check_server(info)

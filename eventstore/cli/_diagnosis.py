@@ -12,15 +12,11 @@ from collections.abc import Callable, Mapping, Sequence
 
 import attrs
 
+from eventstore._core.server import MIN_VERSION, REQUIRED_COMMANDS
 from eventstore._redis.server import ServerInfo
 
 __all__ = ["REQUIRED_COMMANDS", "Facts", "Finding", "NodeFacts", "diagnose"]
 
-# the store's scripts and readers need these; XAUTOCLAIM arrived in 6.2
-REQUIRED_COMMANDS = (
-    "xadd", "xrange", "xrevrange", "xread", "xreadgroup", "xack", "xautoclaim",
-    "xpending", "xgroup", "evalsha", "script", "publish",
-)  # fmt: skip
 SMALL_NODE_BYTES = 1024
 SLOW_ROUND_TRIP_MS = 5.0
 
@@ -65,8 +61,10 @@ class Finding:
 
 
 def _version(info: ServerInfo) -> Finding:
-    detail = f"Redis {info.version_text}, {info.mode}"
-    if info.version < (6, 2):
+    # the server as it names itself; a fork also says which Redis it answers as
+    compatible = "" if info.product == "Redis" else f" (as Redis {info.version_text})"
+    detail = f"{info.name}{compatible}, {info.mode}"
+    if info.version < MIN_VERSION:
         return Finding("error", "server", detail, "upgrade to Redis 6.2 or newer (XAUTOCLAIM)")
     if not info.has_waitaof:
         return Finding(

@@ -17,7 +17,7 @@ from rich.markup import escape
 
 from eventstore._redis.clients import node_clients
 from eventstore._redis.server import server_info
-from eventstore.cli._diagnosis import REQUIRED_COMMANDS, Facts, Finding, NodeFacts, diagnose
+from eventstore.cli._diagnosis import Facts, Finding, NodeFacts, diagnose
 from eventstore.cli._fetch import text
 from eventstore.cli._options import json_option, pass_state
 from eventstore.cli._state import CliState
@@ -45,13 +45,6 @@ def _lua(client: redis.Redis) -> tuple[bool, str]:
         return False, str(exc)
 
 
-def _missing_commands(client: redis.Redis) -> list[str]:
-    reply = client.execute_command("COMMAND", "INFO", *REQUIRED_COMMANDS)  # type: ignore[no-untyped-call]
-    found = reply if isinstance(reply, list) else list(reply.values())
-    # COMMAND INFO answers nil for a command the server does not have
-    return [name for name, entry in zip(REQUIRED_COMMANDS, found, strict=False) if not entry]
-
-
 def _latency(client: redis.Redis) -> dict[str, float]:
     samples = []
     for _ in range(_PINGS):
@@ -69,11 +62,14 @@ def _nodes(client: redis.Redis) -> list[NodeFacts]:
 def gather_facts(client: redis.Redis) -> Facts:
     """Read everything ``doctor`` judges (tolerates CONFIG being disabled)."""
     lua_ok, lua_error = _lua(client)
+    nodes = _nodes(client)
+    # each primary answered COMMAND INFO with the rest of its facts
+    missing = dict.fromkeys(name for node in nodes for name in node.info.missing_commands)
     return Facts(
-        nodes=_nodes(client),
+        nodes=nodes,
         lua_ok=lua_ok,
         lua_error=lua_error,
-        missing_commands=_missing_commands(client),
+        missing_commands=list(missing),
         latency_ms=_latency(client),
     )
 
@@ -93,8 +89,17 @@ def _render(console: Console, findings: list[Finding]) -> None:
 def _server_json(facts: Facts) -> dict[str, Any]:
     # a cluster is as capable as its oldest primary
     oldest = min((n.info for n in facts.nodes), key=lambda info: info.version)
-    nodes = [{"node": n.node or None, "version": n.info.version_text} for n in facts.nodes]
-    return {"version": oldest.version_text, "mode": oldest.mode, "nodes": nodes}
+    nodes = [
+        {"node": n.node or None, "name": n.info.name, "version": n.info.version_text}
+        for n in facts.nodes
+    ]
+    return {
+        "name": oldest.name,
+        "product": oldest.product,
+        "version": oldest.version_text,
+        "mode": oldest.mode,
+        "nodes": nodes,
+    }
 
 
 @click.command()
