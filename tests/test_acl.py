@@ -34,7 +34,7 @@ from eventstore._core.acl import acl_tokens
 from eventstore._core.permissions import permission_denied
 from eventstore._redis.embedded import embedded_binary
 from eventstore.testing import BlockingAsyncStore, RedisServer
-from tests.cli_helpers import run, run_json
+from tests.cli_helpers import one_line_error, run, run_json
 from tests.domain import Account, Deposited, Opened
 from tests.fronts import Front, open_store
 from tests.newer_redis import redis8_binary
@@ -352,3 +352,75 @@ def test_a_key_refused_inside_a_script_names_its_keys_entry(message: str) -> Non
     assert (denied.permission, denied.keys, denied.command) == ("~k2", ("k2",), "xadd")
     assert denied.where == "the x script, line 2"
     assert permission_denied("ERR wrong number of arguments", user="u") is None
+
+
+def _admin_url(server: AclServer) -> str:
+    return f"redis://admin:admin-pw@127.0.0.1:{server.server.port}/0"
+
+
+def _rights(server: AclServer, user: str) -> str:
+    reply = server.admin.acl_getuser(user)
+    assert reply is not None
+    commands = reply["commands"]
+    return commands.decode() if isinstance(commands, bytes) else str(commands)
+
+
+def test_the_acl_command_prints_the_rule_of_the_server_it_talks_to(
+    acl_server: AclServer, ns: str
+) -> None:
+    data = run_json(_admin_url(acl_server), ns, "acl", app=None)
+    assert data["rule"] == acl_rule(ns, redis_version=acl_server.version)
+    assert data["redis_version"].startswith(".".join(map(str, acl_server.version)))
+    assert data["applied"] is None
+    older = run_json(_admin_url(acl_server), ns, "acl", "--redis-version", "6.2", app=None)
+    assert older["rule"] == acl_rule(ns, redis_version=(6, 2))
+    extra = run_json(
+        _admin_url(acl_server), ns, "acl", "--read-config", "--command", "RPUSH", app=None
+    )
+    assert extra["rule"] == acl_rule(
+        ns, redis_version=acl_server.version, read_config=True, extra_commands=["RPUSH"]
+    )
+    human = run(_admin_url(acl_server), ns, "acl", app=None)
+    assert human.stdout.strip() == data["rule"]  # one line to paste
+
+
+def test_acl_apply_creates_a_user_that_can_run_the_store(
+    acl_server: AclServer, ns: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = f"app-{ns}"
+    monkeypatch.setenv("APP_PW", "s3cret-pw")
+    data = run_json(
+        _admin_url(acl_server), ns, "acl", "--apply", user, "--password-env", "APP_PW", app=None
+    )
+    assert data["applied"] == {"user": user, "nodes": [None]}
+    app_url = f"redis://{user}:s3cret-pw@127.0.0.1:{acl_server.server.port}/0"
+    with EventStore.from_url(app_url, namespace=ns) as store:
+        store.append("Account", "a1", [Opened(owner="ann")], 0)
+        assert [e.event for e in store.read("Account", "a1")] == [Opened(owner="ann")]
+    # applied again (no password given): rights replaced, the password kept
+    acl_server.admin.execute_command("ACL", "SETUSER", user, "+flushall")  # type: ignore[no-untyped-call]
+    assert "+flushall" in _rights(acl_server, user)
+    run_json(_admin_url(acl_server), ns, "acl", "--apply", user, app=None)
+    assert "+flushall" not in _rights(acl_server, user)
+    with EventStore.from_url(app_url, namespace=ns) as store:
+        assert store.last_position(store.keys.partition_of("a1")) == 1
+    assert "s3cret-pw" not in run(_admin_url(acl_server), ns, "acl", "--apply", user).output
+    # the application's own user may not create users: a one-line PermissionDenied
+    refused = run(app_url, ns, "acl", "--apply", "intruder", app=None)
+    line = one_line_error(refused)
+    assert f"Redis user {user!r} lacks" in line
+    assert "acl" in line
+    assert acl_server.admin.acl_getuser("intruder") is None
+
+
+def test_acl_password_env_must_be_set_and_go_with_apply(
+    acl_server: AclServer, ns: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NO_SUCH_PW", raising=False)
+    unset = run(_admin_url(acl_server), ns, "acl", "--apply", "x", "--password-env", "NO_SUCH_PW")
+    assert unset.exit_code == 2
+    assert "$NO_SUCH_PW is not set" in unset.output
+    alone = run(_admin_url(acl_server), ns, "acl", "--password-env", "HOME")
+    assert alone.exit_code == 2
+    bad = run(_admin_url(acl_server), ns, "acl", "--redis-version", "seven")
+    assert bad.exit_code == 2

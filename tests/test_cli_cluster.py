@@ -111,3 +111,31 @@ def test_groups_and_dead_letters_with_the_cluster_flag(
     usage = CliRunner().invoke(cli, ["--url", "unix:///tmp/x.sock", "--cluster", "groups", "list"])
     assert usage.exit_code == 2
     assert "--cluster" in usage.output
+
+
+def test_acl_apply_gives_every_primary_the_rule(
+    cluster: RedisClusterServers, namespace: str
+) -> None:
+    user = f"app-{namespace}"
+    data = run_json(cluster.url, namespace, "acl", "--apply", user, app=None)
+    assert len(data["applied"]["nodes"]) == cluster.primary_count
+    try:
+        for node in cluster.nodes:
+            if f"127.0.0.1:{node.port}" not in data["applied"]["nodes"]:
+                continue
+            client = node.client()
+            try:  # Redis 7 checks a command against a user's rights without running it
+                key = f"{{{namespace}:p0}}:a:Account:x"
+                ok = client.execute_command("ACL", "DRYRUN", user, "XADD", key, "*", "a", "b")  # type: ignore[no-untyped-call]
+                other = client.execute_command(
+                    "ACL", "DRYRUN", user, "XADD", "elsewhere", "*", "a", "b"
+                )  # type: ignore[no-untyped-call]
+            finally:
+                client.close()
+            assert ok in (b"OK", "OK")
+            assert b"no permissions" in other or "no permissions" in str(other)
+    finally:
+        for node in cluster.nodes:
+            client = node.client()
+            client.acl_deluser(user)
+            client.close()

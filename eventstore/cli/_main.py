@@ -9,6 +9,7 @@ import click
 from eventstore._core.redact import redact_text, url_secrets
 from eventstore._redis.clients import as_cluster_url
 from eventstore.cli import (
+    _acl,
     _aggregates,
     _demo,
     _doctor,
@@ -135,7 +136,8 @@ def main() -> None:
 
 
 for _module in (
-    _demo, _aggregates, _log, _snapshots, _projections, _groups, _verify, _stats, _doctor
+    _demo, _aggregates, _log, _snapshots, _projections, _groups, _verify, _stats, _doctor,
+    _acl,
 ):  # fmt: skip
     for _command in _module.COMMANDS:
         cli.add_command(_command)
