@@ -10,10 +10,10 @@ from datetime import timedelta
 
 import pytest
 
-from eventstore import PermissionDenied, RecordedEvent
+from eventstore import EventStore, PermissionDenied, RecordedEvent
 from eventstore._core.acl import acl_tokens
 from eventstore._redis.embedded import embedded_binary
-from tests.domain import Opened
+from tests.domain import Deposited, Opened
 from tests.fronts import Front
 from tests.group_fronts import handler, opened, ready, run
 from tests.newer_redis import redis8_binary
@@ -84,3 +84,60 @@ def test_a_group_refused_its_creation_names_it(acl_server: AclServer, front: Fro
     assert error.user == user
     assert error.permission == "+xgroup|create"
     assert error.keys == (f"{{{ns}:p0}}:log",)
+
+
+# what a projection runner sends: the lease (SET), the log (XREAD), the model in the
+# page's transaction (HSET, refused while queuing), the checkpoint read (HGETALL)
+@pytest.mark.parametrize("refused", ["set", "xread", "hincrby", "hgetall"])
+def test_a_projection_refused_a_command_names_it(
+    acl_server: AclServer, front: Front, refused: str
+) -> None:
+    from tests.projection_fronts import balances
+    from tests.projection_fronts import opened as opened_store
+
+    ns = f"acl{uuid.uuid4().hex[:6]}"
+    tokens = acl_tokens(ns, redis_version=acl_server.version)
+    user = f"proj-no-{refused}-{front}"
+    url = acl_server.user(user, [*tokens, f"-{refused}"])
+
+    admin = f"redis://admin:admin-pw@127.0.0.1:{acl_server.server.port}/0"
+    with EventStore.from_url(admin, namespace=ns) as writer:  # appends need SET too
+        writer.append("Account", "a1", [Opened(owner="ann"), Deposited(amount=3)], 0)
+
+    async def main() -> PermissionDenied:
+        async with opened_store(front, url, namespace=ns) as store:
+            projection = balances(front, store, version=1)
+            with pytest.raises(PermissionDenied) as excinfo:
+                await ready(projection.run(until_caught_up=True))
+            return excinfo.value
+
+    error = asyncio.run(main())
+    assert error.user == user
+    assert (error.permission, error.command) == (f"+{refused}", refused)
+
+
+@pytest.mark.parametrize("selection", ["all", "Account"])
+def test_a_live_feed_refused_its_subscription_names_it(
+    acl_server: AclServer, front: Front, selection: str
+) -> None:
+    from tests.fronts import open_store
+
+    ns = f"acl{uuid.uuid4().hex[:6]}"
+    refused = "psubscribe" if selection == "all" else "subscribe"
+    tokens = acl_tokens(ns, redis_version=acl_server.version)
+    user = f"live-no-{refused}-{front}"
+    url = acl_server.user(user, [*tokens, f"-{refused}"])
+    store = open_store(front, url, namespace=ns)
+
+    def listen() -> None:
+        with store.live() if selection == "all" else store.live(["Account"]) as feed:
+            store.append("Account", "a1", [Opened(owner="ann")], 0)
+            next(iter(feed))
+
+    try:
+        with pytest.raises(PermissionDenied) as excinfo:
+            listen()
+    finally:
+        store.close()
+    assert excinfo.value.user == user
+    assert excinfo.value.permission == f"+{refused}"

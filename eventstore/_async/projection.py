@@ -39,6 +39,8 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Collection
 from typing import TYPE_CHECKING, Self, TypeVar, cast
 
+import redis.asyncio as redis
+
 from aggregates import DomainEvent
 from eventstore._async.connections import close_dedicated, dedicated_client
 from eventstore._async.follower import AsyncLogFollower
@@ -50,6 +52,7 @@ from eventstore._core.backoff import Backoff
 from eventstore._core.checkpoint import Checkpoint
 from eventstore._core.codec import version_of_id
 from eventstore._core.log import FollowedPage
+from eventstore._redis.permissions import raise_if_denied
 
 if TYPE_CHECKING:
     from eventstore._async.store import AsyncEventStore
@@ -132,6 +135,10 @@ class AsyncProjection(AsyncPageCommits):
                 if backoff.failed(self._commits) > self.reconnect_for:
                     raise
                 await self._stopped.wait(backoff.next_delay())
+            except redis.ResponseError as exc:
+                # an ACL refusal of the lease, checkpoint or log reads, named as elsewhere
+                raise_if_denied(exc, self.store.client)
+                raise
 
     def start(self) -> Self:
         """Run in the background: a thread, or on the asyncio front a task of the running

@@ -39,6 +39,8 @@ import time
 from collections.abc import Callable, Collection, Generator
 from typing import TYPE_CHECKING, Self, TypeVar, cast
 
+import redis
+
 from aggregates import DomainEvent
 from eventstore._core.backoff import Backoff
 from eventstore._core.checkpoint import Checkpoint
@@ -48,6 +50,7 @@ from eventstore._redis.connections import close_dedicated, dedicated_client
 from eventstore._redis.follower import LogFollower
 from eventstore._redis.io import Background, Event
 from eventstore._redis.lease import Lease
+from eventstore._redis.permissions import raise_if_denied
 from eventstore._redis.projection_commit import PageCommits, ProjectionContext
 from eventstore._redis.shards import RETRYABLE
 
@@ -132,6 +135,10 @@ class Projection(PageCommits):
                 if backoff.failed(self._commits) > self.reconnect_for:
                     raise
                 self._stopped.wait(backoff.next_delay())
+            except redis.ResponseError as exc:
+                # an ACL refusal of the lease, checkpoint or log reads, named as elsewhere
+                raise_if_denied(exc, self.store.client)
+                raise
 
     def start(self) -> Self:
         """Run in the background: a thread, or on the asyncio front a task of the running

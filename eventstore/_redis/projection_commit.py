@@ -28,6 +28,7 @@ from eventstore._core.projections import failure_fields
 from eventstore._core.records import RecordedEvent
 from eventstore._redis.io import Event
 from eventstore._redis.lease import Lease
+from eventstore._redis.permissions import raise_if_denied
 from eventstore._redis.projection_admin import ProjectionAdmin
 from eventstore._redis.shards import RETRYABLE
 
@@ -163,7 +164,9 @@ class PageCommits(ProjectionAdmin):
             return self._lease.execute(tx, raise_on_error=False)
         except redis.ResponseError as exc:  # refused while queuing: EXEC applied nothing
             record = _failed_record(batch, _command_index(exc))
-            raise self._fail(record, str(exc), exc) from exc
+            error = self._fail(record, str(exc), exc)
+            raise_if_denied(exc, self.store.client)  # an ACL refusal: named as such
+            raise error from exc
 
     def _rewind_after_failed_exec(self, batch: _Batch, index: int, exc: Exception) -> None:
         # EXEC does not roll back: the other commands were applied. Put the checkpoint back
@@ -175,7 +178,11 @@ class PageCommits(ProjectionAdmin):
         with self._lease.transaction() as tx:
             tx.hset(keys.checkpoints(batch.partition), self.checkpoint_field, before)
             self._lease.execute(tx)
-        raise self._fail(record, f"Redis refused a read model write: {exc}", exc) from exc
+        error = self._fail(record, f"Redis refused a read model write: {exc}", exc)
+        if isinstance(exc, redis.ResponseError):
+            # an ACL refusal is the user's rights, not the event: say which (recorded too)
+            raise_if_denied(exc, self.store.client)
+        raise error from exc
 
     def _set_committed(self, checkpoint: Checkpoint) -> None:
         self._committed = checkpoint
