@@ -156,7 +156,7 @@ async def _ceiling(url: str, feeds: int, count: int, per_second: int) -> Figures
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     finally:
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
         await client.aclose()
     return _figures(sent, arrivals.times, connections)
 

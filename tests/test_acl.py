@@ -308,7 +308,7 @@ def test_a_channel_refused_inside_the_append_script_is_named(
 ) -> None:
     tokens = [t for t in acl_tokens(ns, redis_version=acl_server.version) if t[0] != "&"]
     url = acl_server.user("no-channels", [*tokens, "resetchannels"])
-    listener = acl_server.admin.pubsub()  # type: ignore[no-untyped-call]
+    listener = acl_server.admin.pubsub()  # type: ignore[no-untyped-call, unused-ignore]
     with open_store(front, url, namespace=ns) as store:
         channel = store.live_channels.for_append("Account", "a1")
         listener.subscribe(channel)  # the script publishes only when someone listens

@@ -80,7 +80,7 @@ def test_classic_subscribers_get_nothing_on_a_sharded_cluster(
     cluster_store: EventStore, cluster: RedisClusterServers
 ) -> None:
     listener = RedisCluster.from_url(cluster.seed_url)
-    classic = listener.pubsub()  # type: ignore[no-untyped-call]
+    classic = listener.pubsub()  # type: ignore[no-untyped-call, unused-ignore]
     classic.subscribe(cluster_store.keys.live_channel("Account"))
     try:
         with cluster_store.live("Account") as feed:

@@ -90,7 +90,7 @@ class LiveHub:
         self._sharded = store.live_channels.sharded
         self.routes = LiveRoutes(store.live_channels)
         self._ledger: SubscriptionLedger[threading.Event] = SubscriptionLedger(self.routes.wanted)
-        self._pubsub: Any = store.client.pubsub()  # type: ignore[no-untyped-call]
+        self._pubsub: Any = store.client.pubsub()  # type: ignore[no-untyped-call, unused-ignore]
         self._lock = threading.RLock()
         self._closing = threading.Event()
         self._refusals: dict[threading.Event, ResponseError] = {}
