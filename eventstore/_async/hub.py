@@ -50,6 +50,10 @@ T = TypeVar("T")
 CONFIRM_SECONDS = 10.0
 UNSUBSCRIBE_SECONDS = 2.0  # a leaving feed waits this long for its unsubscribe, at most
 READ_SECONDS = 5.0  # a read returns this often, so redis-py's health check runs
+# A node's subscribe requests wait for its reader's bounded read to end (redis-py 8.2's
+# cluster Pub/Sub serialises them on one lock per node), so the sharded readers read in
+# short slices: a new type's subscription goes out within one slice per channel.
+NODE_READ_SECONDS = 0.1
 
 DATA = frozenset({"message", "pmessage", "smessage"})
 CONFIRMATIONS = {
@@ -223,7 +227,7 @@ class AsyncLiveHub:
                     continue
                 try:
                     message = await self._pubsub.get_sharded_message(
-                        target_node=node, timeout=READ_SECONDS
+                        target_node=node, timeout=NODE_READ_SECONDS
                     )
                 except RETRYABLE:
                     await asyncio.sleep(backoff.next_delay())
