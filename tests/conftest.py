@@ -1,7 +1,9 @@
 """Fixtures: real Redis servers started for the session, one store per test.
 
-Every storage test runs on redis-server from PATH (7.x here) and on the embedded 6.2
-server, unless ``REDIS_URL`` points at a server to use instead.
+Every storage test runs on the oldest and the newest server of the matrix (Redis 6.2 and
+Valkey 9.1, see ``tests/servers.py``); tests marked ``all_servers`` (the suites where
+servers differ: storage, subscriptions, live feeds, groups, projections, CLI) on all four.
+``REDIS_URL`` points every one of them at a server of your own instead.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ import redis
 from hypothesis import HealthCheck, settings
 
 from eventstore import EventStore
-from eventstore._redis.embedded import embedded_binary
 from eventstore.testing import RedisClusterServers, RedisServer
 from tests.fronts import FRONTS, Front, open_store
+from tests.servers import ALL_SERVERS, server_binary
 
 settings.register_profile(
     "dev", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -28,7 +30,10 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
-SERVER_NAMES = ["env"] if os.environ.get("REDIS_URL") else ["redis7", "redis62"]
+SERVER_NAMES = ["env"] if os.environ.get("REDIS_URL") else ["redis62", "valkey9"]
+"""The servers every storage test runs on."""
+MATRIX = ["env"] if os.environ.get("REDIS_URL") else list(ALL_SERVERS)
+"""The servers of tests marked ``all_servers``."""
 CLUSTER = "cluster"
 """The server name of the session cluster, for tests marked ``also_on_cluster``."""
 
@@ -40,36 +45,47 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         sync_only = definition.get_closest_marker("sync_front") is not None
         metafunc.parametrize("front", ["sync"] if sync_only else FRONTS)
     if "server_name" in metafunc.fixturenames:
-        names: list[Any] = list(SERVER_NAMES)
+        everywhere = metafunc.definition.get_closest_marker("all_servers") is not None
+        names: list[Any] = list(MATRIX if everywhere else SERVER_NAMES)
         if metafunc.definition.get_closest_marker("also_on_cluster"):
             names.append(pytest.param(CLUSTER, marks=pytest.mark.slow))
         metafunc.parametrize("server_name", names, scope="session")
 
 
-@pytest.fixture(scope="session")
-def servers() -> Iterator[dict[str, RedisServer | str]]:
-    if os.environ.get("REDIS_URL"):
-        yield {"env": os.environ["REDIS_URL"]}
-        return
-    started: dict[str, RedisServer] = {}
-    try:
-        for name, binary in (("redis7", "redis-server"), ("redis62", str(embedded_binary()))):
-            started[name] = RedisServer(binary)
-            started[name].start()
-        yield dict(started)
-    finally:
-        for server in started.values():
+class _Servers:
+    """The matrix servers, each started on first use and stopped with the session."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, RedisServer] = {}
+
+    def url(self, name: str) -> str:
+        if name == "env":
+            return os.environ["REDIS_URL"]
+        if name not in self.started:
+            server = RedisServer(server_binary(name))
+            server.start()
+            self.started[name] = server
+        return self.started[name].url
+
+    def close(self) -> None:
+        for server in self.started.values():
             server.close()
 
 
 @pytest.fixture(scope="session")
-def server_url(
-    servers: dict[str, RedisServer | str], server_name: str, request: pytest.FixtureRequest
-) -> str:
+def servers() -> Iterator[_Servers]:
+    matrix = _Servers()
+    try:
+        yield matrix
+    finally:
+        matrix.close()
+
+
+@pytest.fixture(scope="session")
+def server_url(servers: _Servers, server_name: str, request: pytest.FixtureRequest) -> str:
     if server_name == CLUSTER:
         return cast(RedisClusterServers, request.getfixturevalue("cluster")).url
-    server = servers[server_name]
-    return server if isinstance(server, str) else server.url
+    return servers.url(server_name)
 
 
 @pytest.fixture
@@ -125,7 +141,7 @@ def cluster_store(cluster: RedisClusterServers, namespace: str) -> Iterator[Even
 @pytest.fixture(params=["redis-server", "embedded"])
 def aof_server(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
     """A server of its own with AOF fsynced on every write, for stop/restart tests."""
-    binary = "redis-server" if request.param == "redis-server" else str(embedded_binary())
+    binary = "redis-server" if request.param == "redis-server" else server_binary("valkey9")
     server = RedisServer(binary, config={"appendonly": "yes", "appendfsync": "always"})
     server.start()
     try:

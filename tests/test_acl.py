@@ -32,12 +32,11 @@ from eventstore import (
 )
 from eventstore._core.acl import acl_tokens
 from eventstore._core.permissions import permission_denied
-from eventstore._redis.embedded import embedded_binary
 from eventstore.testing import BlockingAsyncStore, RedisServer
 from tests.cli_helpers import one_line_error, run, run_json
 from tests.domain import Account, Deposited, Opened
 from tests.fronts import Front, open_store
-from tests.newer_redis import redis8_binary
+from tests.servers import ALL_SERVERS, server_binary
 from tests.waiting import wait_for
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "operations.md"
@@ -74,13 +73,9 @@ class AclServer:
         self.server.close()
 
 
-@pytest.fixture(scope="module", params=["redis7", "redis62", "redis8"])
+@pytest.fixture(scope="module", params=ALL_SERVERS)
 def acl_server(request: pytest.FixtureRequest) -> Iterator[AclServer]:
-    binary = {
-        "redis7": "redis-server",
-        "redis62": str(embedded_binary()),
-        "redis8": str(redis8_binary()),
-    }[request.param]
+    binary = server_binary(request.param)
     server = AclServer(binary)
     try:
         yield server

@@ -12,24 +12,19 @@ import pytest
 
 from eventstore import EventStore, PermissionDenied, RecordedEvent
 from eventstore._core.acl import acl_tokens
-from eventstore._redis.embedded import embedded_binary
 from tests.domain import Deposited, Opened
 from tests.fronts import Front
 from tests.group_fronts import handler, opened, ready, run
-from tests.newer_redis import redis8_binary
+from tests.servers import ALL_SERVERS, server_binary
 from tests.test_acl import AclServer
 
 pytestmark = pytest.mark.both_fronts
 FAST = timedelta(milliseconds=50)
 
 
-@pytest.fixture(scope="module", params=["redis7", "redis62", "redis8"])
+@pytest.fixture(scope="module", params=ALL_SERVERS)
 def acl_server(request: pytest.FixtureRequest) -> Iterator[AclServer]:
-    binary = {
-        "redis7": "redis-server",
-        "redis62": str(embedded_binary()),
-        "redis8": str(redis8_binary()),
-    }[request.param]
+    binary = server_binary(request.param)
     server = AclServer(binary)
     try:
         yield server

@@ -18,7 +18,7 @@ from eventstore import (
 from eventstore._core.scripts import append_call
 from tests.domain import Account, Deposited, Opened
 
-pytestmark = pytest.mark.both_fronts
+pytestmark = [pytest.mark.both_fronts, pytest.mark.all_servers]
 
 
 def test_append_and_read_back_in_order(store: EventStore) -> None:

@@ -14,6 +14,8 @@ from eventstore.cli._replay import PAGE, replay_aggregate
 from eventstore.examples.bank import Account
 from tests.cli_helpers import one_line_error, run, run_json, write_bank
 
+pytestmark = pytest.mark.all_servers
+
 EVENT_KEYS = {
     "aggregate_type", "aggregate_id", "version", "partition", "position", "event_type",
     "schema_version", "event_id", "recorded_at", "data", "metadata", "correlation_id",

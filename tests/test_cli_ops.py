@@ -12,26 +12,35 @@ import redis
 from click.testing import CliRunner
 
 from eventstore import EventStore, Repository
-from eventstore._redis.embedded import embedded_binary
 from eventstore.cli import cli
 from eventstore.examples.bank import Account
 from eventstore.testing import RedisServer
 from tests.cli_helpers import run, run_json
+from tests.servers import ALL_SERVERS, server_binary
 
 FINDING_KEYS = {"level", "check", "detail", "advice", "node"}
 
 
-@pytest.fixture(scope="module", params=["redis7", "redis62"])
-def careful_server(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
-    binary = "redis-server" if request.param == "redis7" else embedded_binary()
-    server = RedisServer(binary, config={"appendonly": "yes", "appendfsync": "everysec"})
+NAMES = {
+    "redis62": "Redis 6.2.",
+    "redis7": "Redis 7.0.",
+    "redis8": "Redis 8.",
+    "valkey9": "Valkey 9.1.",
+}
+
+
+@pytest.fixture(scope="module", params=ALL_SERVERS)
+def careful_server(request: pytest.FixtureRequest) -> Iterator[tuple[str, RedisServer]]:
+    config = {"appendonly": "yes", "appendfsync": "everysec"}
+    server = RedisServer(server_binary(request.param), config=config)
     server.start()
-    yield server
+    yield request.param, server
     server.close()
 
 
-def test_doctor_on_a_well_configured_server(careful_server: RedisServer) -> None:
-    redis_url, namespace = careful_server.url, "es"
+def test_doctor_on_a_well_configured_server(careful_server: tuple[str, RedisServer]) -> None:
+    server_name, careful = careful_server
+    redis_url, namespace = careful.url, "es"
     data = run_json(redis_url, namespace, "doctor")
     assert data["ok"] is True
     checks = {f["check"]: f for f in data["findings"]}
@@ -46,14 +55,21 @@ def test_doctor_on_a_well_configured_server(careful_server: RedisServer) -> None
     }  # fmt: skip
     assert checks["lua"]["level"] == checks["commands"]["level"] == "ok"
     assert checks["persistence"]["detail"] == "AOF on, appendfsync everysec"
-    assert data["server"]["version"].startswith(("6.2", "7."))
-    # the server is named as it names itself, with the version it answers as
+    assert data["server"]["version"].startswith(("6.2", "7.", "8."))
+    # the server is named as it names itself, with its own version (Valkey answers as
+    # Redis 7.2.4 too)
     server = data["server"]
-    assert server["name"] == f"{server['product']} {server['version']}"  # Redis here
+    assert server["name"].startswith(NAMES[server_name])
+    if server["product"] == "Redis":
+        assert server["name"] == f"Redis {server['version']}"
     assert server["nodes"] == [{"node": None, "name": server["name"], "version": server["version"]}]
     human = run(redis_url, namespace, "doctor")
     assert human.exit_code == 0
-    assert f"server: {server['name']}, standalone" in human.stdout
+    (line,) = [line for line in human.stdout.splitlines() if "server: " in line]
+    assert f"server: {server['name']}" in line
+    assert "standalone" in line
+    if server["product"] == "Valkey":
+        assert f"(as Redis {server['version']})" in line
     assert "maxmemory-policy: noeviction" in human.stdout
 
 
@@ -71,7 +87,7 @@ def test_doctor_on_the_test_servers_flags_missing_persistence(
 @pytest.fixture(scope="module")
 def careless_server() -> Iterator[RedisServer]:
     config = {"maxmemory-policy": "allkeys-lru", "stream-node-max-bytes": "4096"}
-    server = RedisServer(embedded_binary(), config=config)
+    server = RedisServer(server_binary("valkey9"), config=config)
     server.start()
     yield server
     server.close()
@@ -168,7 +184,7 @@ def test_demo_on_the_embedded_server(tmp_path: Path, monkeypatch: pytest.MonkeyP
         assert not _socket_answers(socket)
         doctor = runner.invoke(cli, ["--namespace", "any", "doctor", "--json"])
         assert doctor.exit_code == 0, doctor.output  # the embedded server is configured safely
-        assert json.loads(doctor.stdout)["server"]["version"].startswith("6.2")
+        assert json.loads(doctor.stdout)["server"]["name"].startswith("Valkey 9.1")
         assert not _socket_answers(socket)
     finally:
         with contextlib.suppress(redis.ConnectionError, FileNotFoundError):

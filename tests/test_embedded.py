@@ -16,6 +16,7 @@ import pytest
 from eventstore import ConfigurationError, EventStore, ExpectedVersion
 from eventstore._redis.embedded import EmbeddedServer
 from tests.domain import Deposited, Opened
+from tests.servers import redis62_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,7 +68,8 @@ def _assert_history(store: EventStore) -> None:
 def test_data_survives_close_and_reopen(tmp_path: Path) -> None:
     path = tmp_path / "es"
     with EventStore.embedded(path, namespace="bank") as store:
-        assert store.server.version[:2] == (6, 2)
+        assert store.server.product == "Valkey"
+        assert store.server.product_version[:2] == (9, 1)
         _write_history(store)
         pid = _pid(path)
     _wait_dead(pid)  # the last close shut the server down
@@ -189,3 +191,91 @@ def test_a_stale_pid_file_naming_another_process_does_not_hold_up_the_start(
                 assert _pid(path) != other.pid
         finally:
             other.kill()
+
+
+@pytest.mark.parametrize("rewritten", [False, True], ids=["aof", "rdb-preamble"])
+def test_a_directory_of_the_old_embedded_server_opens_with_its_data(
+    tmp_path: Path, rewritten: bool
+) -> None:
+    path = tmp_path / "es"
+    old = EmbeddedServer(path, binary=redis62_binary())  # the embedded server of 0.1
+    old.ensure_running()
+    with EventStore.from_url(old.url, namespace="bank") as store:
+        assert store.server.version[:2] == (6, 2)
+        _write_history(store)
+        if rewritten:  # the AOF starts with an RDB, then more commands
+            store.client.bgrewriteaof()
+            _wait_rewritten(store)
+            store.append("Account", "acc-1", [Deposited(amount=7)], 2)
+    assert old.shutdown_if_unused("nobody-else")
+    assert (path / "appendonly.aof").exists()
+    with EventStore.embedded(path, namespace="bank") as reopened:
+        assert reopened.server.product == "Valkey"
+        assert [r.event for r in reopened.read("Account", "acc-2")] == [Opened(owner="bob")]
+        assert reopened.version_of("Account", "acc-1") == (3 if rewritten else 2)
+        reopened.append("Account", "acc-2", [Deposited(amount=1)], 1)
+    # the single file became Valkey's AOF directory, which the next start reads
+    assert (path / "appendonlydir").is_dir()
+    with EventStore.embedded(path, namespace="bank") as again:
+        assert again.version_of("Account", "acc-2") == 2
+
+
+def test_an_rdb_file_alone_is_loaded_and_kept_in_the_aof(tmp_path: Path) -> None:
+    source = tmp_path / "old"
+    old = EmbeddedServer(source, binary=redis62_binary())
+    old.ensure_running()
+    with EventStore.from_url(old.url, namespace="bank") as store:
+        _write_history(store)
+        store.client.save()
+    assert old.shutdown_if_unused("nobody-else")
+    path = tmp_path / "es"
+    path.mkdir()
+    (path / "dump.rdb").write_bytes((source / "dump.rdb").read_bytes())
+    with EventStore.embedded(path, namespace="bank") as moved:
+        assert moved.server.appendonly == "yes"
+        _assert_history(moved)
+        moved.append("Account", "acc-2", [Deposited(amount=1)], 1)
+    with EventStore.embedded(path, namespace="bank") as again:  # now from the AOF
+        _assert_history_and_deposit(again)
+
+
+def _assert_history_and_deposit(store: EventStore) -> None:
+    assert [r.event for r in store.read("Account", "acc-2")] == [
+        Opened(owner="bob"),
+        Deposited(amount=1),
+    ]
+    assert store.last_position(0) == 4
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("appendonly.aof", b"*3\r\n$3\r\nSET\r\nthis is not a RESP file"),
+        ("dump.rdb", b"REDIS0099garbage"),
+    ],
+    ids=["aof", "rdb"],
+)
+def test_data_the_server_cannot_read_is_refused_saying_how_to_move_it(
+    tmp_path: Path, name: str, content: bytes
+) -> None:
+    path = tmp_path / "es"
+    path.mkdir()
+    (path / name).write_bytes(content)
+    started = time.monotonic()
+    with pytest.raises(ConfigurationError) as raised:
+        EventStore.embedded(path)
+    message = str(raised.value)
+    assert str(path) in message
+    assert "cannot load the data" in message
+    assert "dump.rdb" in message
+    assert time.monotonic() - started < 10  # a server that exited is not waited for
+    assert (path / name).read_bytes() == content  # nothing overwritten or moved
+    assert not (path / "appendonlydir").exists()  # a 6.2 server finds its file as it left it
+    assert not list(path.glob("*.before-upgrade"))
+
+
+def _wait_rewritten(store: EventStore) -> None:
+    deadline = time.monotonic() + 10
+    while store.client.info("persistence")["aof_rewrite_in_progress"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)

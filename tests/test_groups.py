@@ -21,7 +21,7 @@ from eventstore import (
 from tests.domain import Deposited
 
 # the same tests on one server and on a Redis Cluster (one partition per slot)
-pytestmark = pytest.mark.also_on_cluster
+pytestmark = [pytest.mark.also_on_cluster, pytest.mark.all_servers]
 FAST = timedelta(milliseconds=60)
 
 

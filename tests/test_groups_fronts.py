@@ -31,7 +31,7 @@ from tests.fronts import Front
 from tests.group_fronts import append_many, handler, opened, ready, run, until
 
 # tests marked also_on_cluster run on a Redis Cluster too, where workers sleep on hints
-pytestmark = pytest.mark.both_fronts
+pytestmark = [pytest.mark.both_fronts, pytest.mark.all_servers]
 FAST = timedelta(milliseconds=60)
 
 

@@ -27,7 +27,7 @@ from tests.domain import Deposited, Opened, Withdrawn
 from tests.fronts import Front, open_store
 from tests.strategies import names
 
-pytestmark = pytest.mark.both_fronts
+pytestmark = [pytest.mark.both_fronts, pytest.mark.all_servers]
 
 
 def _next(feed: LiveFeed, timeout: float = 5) -> LiveNotification:

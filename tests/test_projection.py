@@ -20,6 +20,8 @@ from eventstore import (
 )
 from tests.domain import Deposited, Opened, Withdrawn
 
+pytestmark = pytest.mark.all_servers
+
 
 def balances(store: EventStore, *, version: int = 1, page_size: int = 200) -> Projection:
     """Balance per account and an owner index (hash per version)."""

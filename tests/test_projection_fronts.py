@@ -36,7 +36,7 @@ from tests.projection_fronts import (
     running,
 )
 
-pytestmark = pytest.mark.both_fronts
+pytestmark = [pytest.mark.both_fronts, pytest.mark.all_servers]
 
 
 async def _stopped_by_itself(projection: Any, timeout: float = 10.0) -> None:

@@ -14,7 +14,7 @@ from tests.domain import Deposited, Opened, Withdrawn
 positions = st.lists(st.integers(min_value=0, max_value=10**12), min_size=1, max_size=16)
 
 
-pytestmark = pytest.mark.both_fronts
+pytestmark = [pytest.mark.both_fronts, pytest.mark.all_servers]
 
 
 @given(positions)

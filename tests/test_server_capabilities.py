@@ -86,17 +86,24 @@ def test_opening_a_store_on_a_server_without_evalsha_fails_at_open(
     assert "scripting" in message
 
 
+@pytest.mark.all_servers
 def test_every_test_server_answers_with_every_required_command(
-    servers: dict[str, RedisServer | str],
+    server_url: str, server_name: str
 ) -> None:
-
-    for server in servers.values():
-        url = server if isinstance(server, str) else server.url
-        client = redis.Redis.from_url(url)
-        try:
-            info = server_info(client)
-        finally:
-            client.close()
-        assert info.commands is not None
-        assert info.missing_commands == ()
-        assert info.has_sharded_pubsub == (info.version >= (7, 0))
+    client = redis.Redis.from_url(server_url)
+    try:
+        info = server_info(client)
+    finally:
+        client.close()
+    assert info.commands is not None
+    assert info.missing_commands == ()
+    assert info.has_sharded_pubsub == (info.version >= (7, 0))
+    assert info.has_waitaof == (info.version >= (7, 2))
+    expected = {
+        "redis62": "Redis 6.2",
+        "redis7": "Redis 7.",
+        "redis8": "Redis 8.",
+        "valkey9": "Valkey 9.",
+    }
+    if server_name in expected:
+        assert info.name.startswith(expected[server_name])

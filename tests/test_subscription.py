@@ -36,7 +36,7 @@ def _later(delay: float, fn: Callable[[], object]) -> threading.Thread:
     return thread
 
 
-pytestmark = pytest.mark.both_fronts
+pytestmark = [pytest.mark.both_fronts, pytest.mark.all_servers]
 
 
 @pytest.fixture

