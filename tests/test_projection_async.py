@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio
-from redis.asyncio.client import Pipeline
 
 from eventstore import (
     AsyncEventStore,
@@ -76,59 +75,61 @@ def test_reading_after_writing_in_a_handler_is_refused(redis_url: str, namespace
     asyncio.run(main())
 
 
-def test_model_and_checkpoint_move_together_when_the_link_drops_around_exec(
+def test_model_and_checkpoint_move_together_when_the_link_drops_around_a_commit(
     redis_url: str, namespace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The link lost right before EXEC, and right after it (the reply lost): after the
-    reconnect the model holds every event exactly once."""
-    real_execute = Pipeline.execute
+    """The link lost right before a commit, and right after it (the reply lost), and a
+    commit sent twice: after the reconnect the model holds every event exactly once."""
     calls = {"n": 0}
-
-    async def flaky_execute(self: Pipeline, raise_on_error: bool = True) -> list[Any]:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise redis.ConnectionError("lost before EXEC")
-        if calls["n"] == 4:
-            await real_execute(self, raise_on_error)
-            raise redis.ConnectionError("lost after EXEC, reply never arrived")
-        return await real_execute(self, raise_on_error)
 
     async def main() -> None:
         async with await AsyncEventStore.from_url(redis_url, namespace=namespace) as store:
             await store.append("Account", "a1", [Deposited(amount=n) for n in range(1, 11)], 0)
             projection = _totals(store, page_size=2)
-            monkeypatch.setattr(Pipeline, "execute", flaky_execute)
+            real_commit = projection._run_commit
+
+            async def flaky_commit(keys: list[str], args: list[Any]) -> list[Any]:
+                calls["n"] += 1
+                if calls["n"] == 2:
+                    raise redis.ConnectionError("lost before the commit")
+                if calls["n"] == 4:
+                    await real_commit(keys, args)
+                    raise redis.ConnectionError("lost after the commit, reply never arrived")
+                if calls["n"] == 6:
+                    await real_commit(keys, args)  # applied; the resend must apply nothing
+                return await real_commit(keys, args)
+
+            monkeypatch.setattr(projection, "_run_commit", flaky_commit)
             await projection.run(until_caught_up=True)
             monkeypatch.undo()
-            assert calls["n"] > 4
+            assert calls["n"] == 6
             assert int(await store.client.get(projection.key("total")) or 0) == sum(range(1, 11))
             assert (await projection.checkpoint()).position(0) == 10
 
     asyncio.run(main())
 
 
-def test_a_connection_killed_inside_the_commit_is_retried_not_a_takeover(
+def test_connections_killed_before_a_commit_are_a_lost_link_not_a_takeover(
     redis_url: str, namespace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """redis.asyncio, like redis-py, reports a connection lost while the lease is WATCHed
-    as ``WatchError``: the runner must see a lost link, not a takeover."""
+    """Real kills of every connection of the store right before a commit: the runner
+    reconnects (never stops as taken over) and applies each event once."""
     killer = redis.Redis.from_url(redis_url)
-    real_multi = Pipeline.multi
     kills = {"n": 0}
-
-    def multi_then_kill(self: Pipeline) -> Any:
-        # a real kill of the commit's own connection, between WATCH and EXEC
-        if self.watching and kills["n"] < 2:
-            kills["n"] += 1
-            host, port = self.connection._writer.get_extra_info("sockname")[:2]  # type: ignore[union-attr]
-            killer.execute_command("CLIENT", "KILL", "ADDR", f"{host}:{port}")  # type: ignore[no-untyped-call]
-        return real_multi(self)  # type: ignore[no-untyped-call]
 
     async def main() -> None:
         async with await AsyncEventStore.from_url(redis_url, namespace=namespace) as store:
             await store.append("Account", "a1", [Deposited(amount=n) for n in range(1, 11)], 0)
             projection = _totals(store, page_size=3)
-            monkeypatch.setattr(Pipeline, "multi", multi_then_kill)
+            real_commit = projection._run_commit
+
+            async def kill_then_commit(keys: list[str], args: list[Any]) -> list[Any]:
+                if kills["n"] < 2:
+                    kills["n"] += 1
+                    killer.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")  # type: ignore[no-untyped-call]
+                return await real_commit(keys, args)
+
+            monkeypatch.setattr(projection, "_run_commit", kill_then_commit)
             await projection.run(until_caught_up=True)
             monkeypatch.undo()
             assert kills["n"] == 2

@@ -1,10 +1,9 @@
 """A runner that lost its lease records no failure and moves no checkpoint.
 
-Commits WATCH the version's lease, but the failure record (error hash plus a checkpoint
-registered at 0) and the checkpoint rewind after a failed EXEC used to be written
-unguarded: a handler failing while ``retire()`` ran re-registered the retired version
-(pinning the log's safe trim point), and a runner taken over right after its EXEC moved
-the new runner's checkpoint back, so the new runner's restart applied events twice.
+Commits check the version's lease, and so must the failure record (error hash plus a
+checkpoint registered at 0): unguarded, a handler failing while ``retire()`` ran would
+re-register the retired version (pinning the log's safe trim point), and a runner taken
+over right after a refused write would record a failure over the new runner's progress.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import threading
 from typing import Any
 
 import pytest
-from redis.client import Pipeline
 
 from eventstore import EventStore, Projection, ProjectionContext, ProjectionTakenOver
 from tests.domain import Deposited
@@ -46,33 +44,34 @@ def test_a_handler_failing_while_retire_runs_leaves_no_checkpoint_or_error(
 
 
 def _totals(store: EventStore, *, refused: bool) -> Projection:
-    """Sums deposits (not idempotent); if ``refused``, amount 1 also queues a WRONGTYPE."""
+    """Sums deposits (not idempotent); if ``refused``, amount 1 first queues a WRONGTYPE."""
     projection = Projection(store, "totals", page_size=1)
 
     @projection.on(Deposited)
     def _deposited(event: Deposited, ctx: ProjectionContext) -> None:
-        ctx.pipe.incrby(ctx.key("sum"), event.amount)
         if refused and event.amount == 1:
-            ctx.pipe.rpush(ctx.key("not_a_list"), "x")  # refused at EXEC time
+            ctx.pipe.rpush(ctx.key("not_a_list"), "x")  # refused by Redis at commit time
+        ctx.pipe.incrby(ctx.key("sum"), event.amount)
 
     return projection
 
 
-def test_a_runner_taken_over_after_a_failed_exec_keeps_the_new_runners_checkpoint(
+def test_a_runner_taken_over_after_a_refused_write_keeps_the_new_runners_checkpoint(
     store: EventStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store.append("Account", "a1", [Deposited(amount=n) for n in (1, 2, 3)], 0)
     old, new = _totals(store, refused=True), _totals(store, refused=False)
     store.client.set(old.key("not_a_list"), "a string")
-    real_execute = old._execute
+    real_commit = old._run_commit
 
-    def execute_then_taken_over(tx: Pipeline, batch: Any) -> list[Any]:
-        results = real_execute(tx, batch)
-        # between the EXEC and the rewind: a new runner takes over and commits 2 and 3
+    def commit_then_taken_over(keys: list[str], args: list[Any]) -> list[Any]:
+        reply = real_commit(keys, args)
+        # between the refused commit and the failure record: a new runner takes over
+        # and commits 1, 2 and 3
         new.run(until_caught_up=True)
-        return results
+        return reply
 
-    monkeypatch.setattr(old, "_execute", execute_then_taken_over)
+    monkeypatch.setattr(old, "_run_commit", commit_then_taken_over)
     with pytest.raises(ProjectionTakenOver):
         old.run(until_caught_up=True)
     assert old.checkpoint().position(0) == 3

@@ -1,7 +1,7 @@
-"""A projection whose connection dies inside its commit transaction reconnects and resumes.
+"""A projection whose connection dies at its commit reconnects and resumes.
 
-redis-py reports a connection lost while a key is WATCHed as ``WatchError``, the same
-error as a real change of the key: the projection must not read it as a takeover.
+A lost connection is never a takeover: the runner retries from the checkpoint stored in
+Redis, and each event takes effect once.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import threading
 import time
 from typing import Any
 
+import redis
 from redis.backoff import NoBackoff
-from redis.client import Pipeline
 from redis.retry import Retry
 
 from eventstore import EventStore, Projection, ProjectionContext
@@ -19,8 +19,8 @@ from eventstore.testing import RedisServer
 from tests.domain import Deposited
 
 
-def test_a_connection_killed_inside_the_commit_is_retried_not_a_takeover(
-    store: EventStore,
+def test_a_connection_killed_at_the_commit_is_retried_not_a_takeover(
+    store: EventStore, redis_url: str
 ) -> None:
     store.append("Account", "a1", [Deposited(amount=n) for n in range(1, 11)], 0)
     projection = Projection(store, "totals", page_size=3)
@@ -29,22 +29,22 @@ def test_a_connection_killed_inside_the_commit_is_retried_not_a_takeover(
     def _deposited(event: Deposited, ctx: ProjectionContext) -> None:
         ctx.pipe.incrby(ctx.key("total"), event.amount)
 
-    real_multi = Pipeline.multi
+    real_commit = projection._run_commit
     kills = {"n": 0}
+    killer = redis.Redis.from_url(redis_url)
 
-    def multi_then_kill(self: Pipeline) -> Any:
-        # a real kill of the commit's own connection, between WATCH and EXEC
-        if self.watching and kills["n"] < 2:
+    def kill_then_commit(keys: list[str], args: list[Any]) -> list[Any]:
+        # a real kill of the store's connections, right before the commit is sent
+        if kills["n"] < 2:
             kills["n"] += 1
-            client_id = self.execute_command("CLIENT", "ID")  # type: ignore[no-untyped-call]
-            store.client.execute_command("CLIENT", "KILL", "ID", client_id)  # type: ignore[no-untyped-call]
-        return real_multi(self)
+            killer.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")  # type: ignore[no-untyped-call]
+        return real_commit(keys, args)
 
-    Pipeline.multi = multi_then_kill  # type: ignore[method-assign]
+    projection._run_commit = kill_then_commit  # type: ignore[method-assign]
     try:
         projection.run(until_caught_up=True)
     finally:
-        Pipeline.multi = real_multi  # type: ignore[method-assign]
+        killer.close()
     assert kills["n"] == 2
     assert int(store.client.get(projection.key("total")) or 0) == sum(range(1, 11))
     assert projection.checkpoint().position(0) == 10
@@ -61,23 +61,18 @@ def test_a_blip_long_after_an_earlier_one_is_retried_too(store: EventStore) -> N
             time.sleep(0.5)  # healthy work, longer than reconnect_for
         ctx.pipe.incrby(ctx.key("total"), event.amount)
 
-    real_multi = Pipeline.multi
+    real_commit = projection._run_commit
     commits = {"n": 0}
 
-    def multi_then_kill(self: Pipeline) -> Any:
+    def lose_then_commit(keys: list[str], args: list[Any]) -> list[Any]:
         # the first commit of event 1 and the first of event 2 lose their connection
-        if self.watching:
-            commits["n"] += 1
-            if commits["n"] in (1, 3):
-                client_id = self.execute_command("CLIENT", "ID")  # type: ignore[no-untyped-call]
-                store.client.execute_command("CLIENT", "KILL", "ID", client_id)  # type: ignore[no-untyped-call]
-        return real_multi(self)
+        commits["n"] += 1
+        if commits["n"] in (1, 3):
+            raise redis.ConnectionError("connection lost before the commit")
+        return real_commit(keys, args)
 
-    Pipeline.multi = multi_then_kill  # type: ignore[method-assign]
-    try:
-        projection.run(until_caught_up=True)
-    finally:
-        Pipeline.multi = real_multi  # type: ignore[method-assign]
+    projection._run_commit = lose_then_commit  # type: ignore[method-assign]
+    projection.run(until_caught_up=True)
     assert commits["n"] >= 4
     assert int(store.client.get(projection.key("total")) or 0) == 6
     assert projection.checkpoint().position(0) == 3

@@ -1,23 +1,25 @@
 # unasync: generates the sync module of the same name
-"""Applying one page of events: the handlers' writes and the checkpoint in one MULTI/EXEC.
+"""Applying one page of events: the handlers' writes and the checkpoint in one script.
 
 Handlers queue their writes on ``ctx.pipe`` (queuing is not awaited on either front);
-the page commits them with the projection's checkpoint in one transaction that WATCHes
-the version's lease (``AsyncLease``), so model and checkpoint move together and a runner
-that was taken over commits nothing. A handler that raises gets the writes of the
-events before it committed, and the failure recorded in Redis; a write Redis refuses at
-EXEC time puts the checkpoint back before the event that queued it.
+the page commits them with the projection's checkpoint in one Lua script
+(``lua/projection_commit.lua``) that first checks this runner holds the version's lease
+(``AsyncLease``): model and checkpoint move together, and a runner that was taken over
+commits nothing. A handler that raises gets the writes of the events before it
+committed, and the failure recorded in Redis. A write Redis refuses (e.g. WRONGTYPE)
+stops the script there and leaves the checkpoint before the event that queued it, in
+the same atomic step, so no crash can leave the checkpoint past that event.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import redis.asyncio as redis
 from redis.asyncio.client import Pipeline
+from redis.commands.core import AsyncScript
 
 from eventstore._async.io import AsyncEvent
 from eventstore._async.lease import AsyncLease
@@ -34,12 +36,10 @@ from eventstore._redis.permissions import raise_if_denied
 
 __all__ = ["AsyncPageCommits", "AsyncProjectionContext"]
 
-_COMMAND_NUMBER = re.compile(r"Command # (\d+)")
-
 
 @attrs.define
 class _Batch:
-    """One page being applied: the MULTI pipeline and which commands belong to which event."""
+    """One page being applied: the queued writes and which of them belong to which event."""
 
     pipe: Pipeline
     partition: int
@@ -51,11 +51,11 @@ class _Batch:
 class AsyncProjectionContext:
     """What a handler gets next to the event: the record and where to write the model.
 
-    Write through ``pipe`` (queued in the page's MULTI, committed with the checkpoint;
-    queuing is not awaited). Read through ``client`` (a property, awaited on the asyncio
-    front): it first commits the earlier events' writes, so reads see them; read before
-    writing in a handler (reading after this event queued writes would not see them, so
-    it raises).
+    Write through ``pipe`` (queued for the page's commit, applied with the checkpoint;
+    queuing is not awaited; the replies are not returned). Read through ``client`` (a
+    property, awaited on the asyncio front): it first commits the earlier events'
+    writes, so reads see them; read before writing in a handler (reading after this
+    event queued writes would not see them, so it raises).
     """
 
     def __init__(
@@ -68,7 +68,7 @@ class AsyncProjectionContext:
 
     @property
     def pipe(self) -> Pipeline:
-        """The transaction the read model writes go into."""
+        """The queue the read model writes go into (a pipeline, never executed itself)."""
         return self._batch.pipe
 
     def key(self, *parts: str) -> str:
@@ -108,6 +108,7 @@ class AsyncPageCommits(AsyncProjectionAdmin):
     _moved: AsyncEvent
     _failed: tuple[int, int] | None  # (partition, position) of last_error
     _commits: int  # successful commits so far: run() tells outages apart with it
+    _commit_script: AsyncScript  # lua/projection_commit.lua on the store's client
 
     async def _apply(self, page: FollowedPage) -> None:
         start = self._committed.position(page.partition)
@@ -141,47 +142,55 @@ class AsyncPageCommits(AsyncProjectionAdmin):
             return
         queued = list(batch.pipe.command_stack)
         batch.pipe.command_stack.clear()
-        # under the lease: if another runner takes over before EXEC, nothing applies
-        async with self._lease.transaction() as tx:
-            for args, options in queued:
-                tx.execute_command(*args, **options)  # type: ignore[no-untyped-call,unused-ignore]
-            tx.hset(self.store.keys.checkpoints(batch.partition), self.checkpoint_field, position)
-            passes = self._passes_failure(batch.partition, position)
-            if passes:
-                tx.delete(self.error_key)  # with the checkpoint that gets past the failure
-            results = await self._execute(tx, batch)
-        failed = next((i for i, r in enumerate(results) if isinstance(r, Exception)), None)
-        if failed is not None:
-            await self._rewind_after_failed_exec(batch, failed, results[failed])
+        passes = self._passes_failure(batch.partition, position)
+        args: list[Any] = [
+            self._lease.token, self.checkpoint_field, batch.committed, position, int(passes),
+            len(queued),
+        ]  # fmt: skip
+        for (command, _options), owner in zip(queued, _owners(batch, len(queued)), strict=True):
+            # where the checkpoint stops if Redis refuses this write: before its event
+            args += [len(command), max(batch.committed, owner.position - 1), *command]
+        keys = [self.lease_key, self.store.keys.checkpoints(batch.partition), self.error_key]
+        reply = await self._run_commit(keys, args)
+        outcome = _text(reply[0])
+        if outcome == "lost":
+            raise self._lease.taken_over()
+        if outcome == "moved":
+            error = self._lease.taken_over()
+            error.add_note(
+                f"the checkpoint {self.checkpoint_field} in {keys[1]} is {_text(reply[1])}, "
+                f"not {batch.committed} as this runner committed it: something else writes it"
+            )
+            raise error
+        if outcome == "refused":
+            await self._refused(batch, int(reply[1]) - 1, _text(reply[2]))
         if passes:
             self._failed = None
         batch.committed, batch.marks = position, []
         self._commits += 1
         self._set_committed(self._committed.advance(batch.partition, position))
 
-    async def _execute(self, tx: Pipeline, batch: _Batch) -> list[Any]:
+    async def _run_commit(self, keys: list[str], args: list[Any]) -> list[Any]:
+        # one script under the lease (see lua/projection_commit.lua): the writes, then the
+        # checkpoint, which stops before the event of a write Redis refuses
         try:
-            return await self._lease.execute(tx, raise_on_error=False)
-        except redis.ResponseError as exc:  # refused while queuing: EXEC applied nothing
-            record = _failed_record(batch, _command_index(exc))
-            error = await self._fail(record, str(exc), exc)
-            raise_if_denied(exc, self.store.client)  # an ACL refusal: named as such
-            raise error from exc
+            return cast(list[Any], await self._commit_script(keys=keys, args=args))
+        except redis.ResponseError as exc:  # refused as a whole (e.g. ACL): nothing applied
+            raise_if_denied(
+                exc, self.store.client, keys=keys, script=("projection_commit", self._commit_script)
+            )
+            raise
 
-    async def _rewind_after_failed_exec(self, batch: _Batch, index: int, exc: Exception) -> None:
-        # EXEC does not roll back: the other commands were applied. Put the checkpoint back
-        # before the failed event so it is never skipped; its writes (and the later events'
-        # of this page) will be applied again after the fix, so keep such handlers idempotent.
+    async def _refused(self, batch: _Batch, index: int, message: str) -> None:
+        # The writes before the refused one were applied (Redis has no rollback) and the
+        # checkpoint now stands before the event that queued it: that event's writes (and
+        # the later events' of this page) are applied again after the fix, so keep such
+        # handlers idempotent.
         record = _failed_record(batch, index)
-        keys = self.store.keys
-        before = max(batch.committed, record.position - 1)
-        async with self._lease.transaction() as tx:
-            tx.hset(keys.checkpoints(batch.partition), self.checkpoint_field, before)
-            await self._lease.execute(tx)
-        error = await self._fail(record, f"Redis refused a read model write: {exc}", exc)
-        if isinstance(exc, redis.ResponseError):
-            # an ACL refusal is the user's rights, not the event: say which (recorded too)
-            raise_if_denied(exc, self.store.client)
+        exc = redis.ResponseError(message)
+        error = await self._fail(record, f"Redis refused a read model write: {message}", exc)
+        # an ACL refusal is the user's rights, not the event: say which (recorded too)
+        raise_if_denied(exc, self.store.client)
         raise error from exc
 
     def _set_committed(self, checkpoint: Checkpoint) -> None:
@@ -231,9 +240,21 @@ class AsyncPageCommits(AsyncProjectionAdmin):
         )
 
 
-def _command_index(exc: Exception) -> int:
-    match = _COMMAND_NUMBER.search(str(exc))
-    return int(match.group(1)) - 1 if match else 0
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _owners(batch: _Batch, count: int) -> list[RecordedEvent]:
+    """The event whose handler queued each of the ``count`` queued commands."""
+    if count and not batch.marks:
+        raise RuntimeError("queued writes belong to no event")
+    owners, marks = [], batch.marks
+    at = 0
+    for index in range(count):
+        while at + 1 < len(marks) and marks[at + 1][0] <= index:
+            at += 1
+        owners.append(marks[at][1])
+    return owners
 
 
 def _failed_record(batch: _Batch, index: int) -> RecordedEvent:

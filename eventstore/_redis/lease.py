@@ -2,8 +2,9 @@
 """The lease of a projection version: one runner at a time applies its events.
 
 A runner takes the lease when it starts (newest wins, e.g. during a rolling deploy) and
-every write it makes afterwards (model + checkpoint commits, failure records, rewinds)
-goes through one MULTI/EXEC that WATCHes the lease key: a runner that was taken over
+every write it makes afterwards is guarded by it: a page commit (model + checkpoint) is a
+script that first checks the lease holds this runner's ``token``, a failure record is a
+MULTI/EXEC that WATCHes the lease key (``transaction()``). A runner that was taken over
 or retired writes nothing and stops with ``ProjectionTakenOver``.
 """
 
@@ -47,6 +48,11 @@ class Lease:
     def held(self) -> bool:
         """Whether the lease key still holds this runner's token."""
         return bool(self.client.get(self.key) == self._token)
+
+    @property
+    def token(self) -> bytes:
+        """This run's token, which the lease key holds while this runner has it."""
+        return self._token
 
     def taken_over(self) -> ProjectionTakenOver:
         """The error a runner that lost the lease stops with."""

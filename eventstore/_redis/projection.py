@@ -13,16 +13,16 @@
     balances.wait_until_caught_up(5.0)
     store.client.hget(balances.active_key("by_account"), "acc-1")
 
-Each page of events is applied as ONE MULTI/EXEC holding the handlers' writes and the
+Each page of events is applied as ONE Lua script holding the handlers' writes and the
 projection's checkpoint (the field ``projection:<name>:v<version>`` of each partition's
 ``{ns:pN}:ckpt`` hash, which is also what the safe trim point of the logs reads). Model
 and checkpoint therefore move together: a projection killed at any moment resumes where
 its model is, and each event takes effect once (see ``eventstore._redis.projection_commit``).
 
-Each commit WATCHes the version's lease key: starting a runner takes the version over, and
-a runner that lost it stops with ``ProjectionTakenOver`` before committing anything, so two
-runners never both apply an event. Recording a failure and rewinding the checkpoint after a
-failed EXEC are guarded the same way.
+Each commit checks the version's lease key in the same script: starting a runner takes the
+version over, and a runner that lost it stops with ``ProjectionTakenOver`` before committing
+anything, so two runners never both apply an event. Recording a failure is guarded the same
+way (a MULTI/EXEC that WATCHes the lease).
 
 A handler that raises stops the projection with a ``ProjectionError`` naming the event;
 the writes of the events before it are committed with their checkpoint, the failed event
@@ -46,6 +46,7 @@ from eventstore._core.backoff import Backoff
 from eventstore._core.checkpoint import Checkpoint
 from eventstore._core.codec import version_of_id
 from eventstore._core.log import FollowedPage
+from eventstore._redis.clients import load_script
 from eventstore._redis.connections import close_dedicated, dedicated_client
 from eventstore._redis.follower import LogFollower
 from eventstore._redis.io import Background, Event
@@ -66,7 +67,7 @@ Handler = Callable[[E, ProjectionContext], None]
 class Projection(PageCommits):
     """A named, versioned read model built by handlers per event type.
 
-    ``page_size`` events at most go into one MULTI. ``aggregate_types`` narrows what is
+    ``page_size`` events at most go into one commit. ``aggregate_types`` narrows what is
     read. See the module docstring for an example.
     """
 
@@ -95,6 +96,7 @@ class Projection(PageCommits):
         self._lease = Lease(store.client, self.lease_key, name, version)
         self._failed = None
         self._commits = 0
+        self._commit_script = load_script(store.client, "projection_commit")
 
     # -- declaring ------------------------------------------------------------------------
 
