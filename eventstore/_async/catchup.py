@@ -120,6 +120,11 @@ class _Reader:
         self.pointers = pointers
         self.lines = _Lines(raw)
         self.ready: dict[int, deque[_Ready]] = {}
+        # Each partition keeps the line its first read went on: on a cluster the slot map
+        # may change meanwhile (a failover, a MOVED met by another call), and replies
+        # can only be read where their commands were written. A line to a node that went
+        # away fails with a connection error, and the caller starts over from its cursor.
+        self._line_of: dict[int, tuple[AsyncReadAhead, deque[_LogRead | _EventsRead]]] = {}
 
     async def pages(self, cursors: dict[int, int]) -> AsyncGenerator[FollowedPage, None]:
         turns = deque(cursors)
@@ -135,23 +140,30 @@ class _Reader:
                 turns.append(partition)  # its next log page is written for already
             yield await self._decoded(page)
 
+    def _line(self, partition: int) -> tuple[AsyncReadAhead, deque[_LogRead | _EventsRead]]:
+        """The line of ``partition``'s reads (the server of its log when first asked)."""
+        found = self._line_of.get(partition)
+        if found is None:
+            found = self._line_of[partition] = self.lines.for_key(self.keys.log(partition))
+        return found
+
     def _write_log_read(self, partition: int, after: int) -> None:
         log = self.keys.log(partition)
-        line, written = self.lines.for_key(log)
+        line, written = self._line(partition)
         line.send([("XRANGE", log, f"(0-{after}", "+", "COUNT", self.page_size)])
         written.append(_LogRead(partition, after))
 
     async def _next_ready(self, partition: int) -> _Ready:
         """Read replies on the partition's line until one of its pages is ready."""
         ready = self.ready[partition]
-        line, written = self.lines.for_key(self.keys.log(partition))
+        line, written = self._line(partition)
         while not ready:
             await self._read_next(line, written)
         return ready.popleft()
 
     async def _read_logs_ahead(self, partition: int) -> None:
         """Read the log pages already answered behind this one, writing their fetches."""
-        line, written = self.lines.for_key(self.keys.log(partition))
+        line, written = self._line(partition)
         while written and isinstance(written[0], _LogRead):
             await self._read_next(line, written)
 
@@ -182,7 +194,7 @@ class _Reader:
         last, scanned = version_of_id(entries[-1][0]), len(entries)
         if pointers:
             call = fetch_call(pointers)
-            line, written = self.lines.for_key(log)  # the events share the log's slot
+            line, written = self._line(partition)  # the events share the log's slot
             line.send(call.commands)
             written.append(_EventsRead(partition, call, last, scanned))
         else:  # every entry filtered out: nothing to fetch, the page still moves the cursor
