@@ -104,7 +104,7 @@ def test_the_rule_covers_exactly_the_namespace() -> None:
     tokens = acl_tokens("orders")
     keys = [t for t in tokens if t.startswith("~")]
     channels = [t for t in tokens if t.startswith("&")]
-    assert keys == ["~{orders:p*}:*", "~orders:*"]
+    assert keys == ["~{orders:p*}:*", "~orders:*", "~{orders:rm:*"]
     assert channels == ["&orders:live:*", "&{orders:p*}:live:*"]
     assert tokens.index("-@all") < min(tokens.index(t) for t in tokens if t.startswith("+"))
     assert "+config|get" not in tokens

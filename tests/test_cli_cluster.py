@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from eventstore import EventStore
 from eventstore.cli import cli
-from eventstore.examples.bank import audit
+from eventstore.examples.bank import audit, eventstore_projections
 from eventstore.testing import RedisClusterServers
 from tests.cli_helpers import BANK, run, run_json, write_bank
 
@@ -139,3 +139,29 @@ def test_acl_apply_gives_every_primary_the_rule(
             client = node.client()
             client.acl_deluser(user)
             client.close()
+
+
+def test_projections_commands_on_a_cluster(cluster: RedisClusterServers, namespace: str) -> None:
+    """``projections list | status | rebuild`` (blue/green, retire) on a cluster, where each
+    version's checkpoints live in its own slot."""
+    cluster.flush()
+    with EventStore.from_url(cluster.url, namespace=namespace, partitions=6) as store:
+        write_bank(store)
+        (balances,) = eventstore_projections(store)
+        balances.run(until_caught_up=True)
+        heads = list(store.head().positions)
+    (listed,) = run_json(cluster.url, namespace, "projections", "list", app=None)["projections"]
+    assert (listed["name"], listed["version"], listed["caught_up"]) == ("balances", 1, True)
+    assert [p["position"] for p in listed["partitions"]] == heads
+    rebuilt = run_json(cluster.url, namespace, "projections", "rebuild", "balances")
+    assert (rebuilt["version"], rebuilt["promoted"]) == (2, True)
+    again = run_json(cluster.url, namespace, "projections", "rebuild", "balances", "--retire-old")
+    assert (again["version"], again["retired_version"]) == (3, 2)
+    status = run_json(cluster.url, namespace, "projections", "status", "balances", app=None)
+    assert status["active_version"] == 3
+    assert [(v["version"], v["caught_up"]) for v in status["versions"]] == [(1, True), (3, True)]
+    with EventStore.from_url(cluster.url, namespace=namespace) as store:
+        (balances,) = eventstore_projections(store)
+        model = cast(dict[bytes, bytes], store.client.hgetall(balances.active_key("balances")))
+        assert {k.decode(): int(v) for k, v in model.items()} == {"alice": 130, "bob": 5}
+        assert store.client.exists(store.keys.projection_checkpoints("balances", 2)) == 0

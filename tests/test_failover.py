@@ -26,6 +26,8 @@ from eventstore import (
     Durability,
     DurabilityError,
     EventStore,
+    Projection,
+    ProjectionContext,
 )
 from eventstore._core.records import Entries
 from eventstore.testing import RedisClusterServers, RedisServer
@@ -235,3 +237,51 @@ def test_without_the_replica_wait_a_failover_can_lose_acknowledged_writes(
         assert _retrying(read) == 1  # versions 2 and 3 were acknowledged, and are lost
         primary.start()
         own_cluster.wait_ready()
+
+
+def test_a_projection_carries_on_through_a_failover_of_its_slot_applying_each_event_once(
+    own_cluster: RedisClusterServers,
+) -> None:
+    """The primary holding a projection's slot (model, lease, checkpoints) is SIGKILLed
+    in the middle of a run while appends go on: the runner reconnects to the promoted
+    replica and, since model and checkpoint are replicated together, ends with every
+    event applied exactly once (a commit the replica never got is applied again, with
+    its checkpoint)."""
+    namespace = spread_namespace(own_cluster, f"p{uuid.uuid4().hex[:6]}", 3)
+    store = EventStore.from_url(
+        own_cluster.seed_url,
+        namespace=namespace,
+        partitions=3,
+        cluster=True,
+        durability=WAIT_FOR_REPLICA,
+    )
+    projection = Projection(store, "counted", page_size=5, reconnect_for=60)
+
+    @projection.on(Deposited)
+    def _deposited(event: Deposited, ctx: ProjectionContext) -> None:
+        ctx.pipe.incr(ctx.key("count"))  # not idempotent: a second apply shows
+        ctx.pipe.hincrby(ctx.key("seen"), ctx.record.event_id, 1)
+        time.sleep(0.002)  # slow enough to be in the middle of the run at the kill
+
+    try:
+        for i in range(60):
+            store.append("Account", f"acc-{i}", [Deposited(amount=n) for n in range(1, 6)], 0)
+        projection.start()
+        wait_for(lambda: int(store.client.get(projection.key("count")) or 0) > 20, timeout=30)
+        at_kill = int(store.client.get(projection.key("count")) or 0)
+        promoted, _ = _kill_primary_of(own_cluster, projection.lease_key)
+        for i in range(60, 80):
+            store.append("Account", f"acc-{i}", [Deposited(amount=1)], 0)
+        assert projection.wait_until_caught_up(60)
+        assert projection.error is None
+        assert at_kill < 300, "the run was over before the kill"
+        node = store.client.get_node_from_key(projection.lease_key)  # type: ignore[attr-defined]
+        assert node.port == promoted.port
+        assert int(store.client.get(projection.key("count")) or 0) == 60 * 5 + 20
+        seen = cast(dict[bytes, bytes], store.client.hgetall(projection.key("seen")))
+        assert len(seen) == 320
+        assert set(seen.values()) == {b"1"}  # no event applied twice
+        assert projection.checkpoint() == store.head()
+    finally:
+        projection.stop(10)
+        store.close()

@@ -16,14 +16,12 @@ from eventstore import (
     AsyncEventStore,
     AsyncProjection,
     AsyncProjectionContext,
-    ConfigurationError,
     EventStore,
     Projection,
     ProjectionContext,
     ProjectionError,
     ProjectionTakenOver,
 )
-from eventstore.testing import RedisClusterServers
 from tests.domain import Deposited, Opened
 from tests.projection_fronts import balances
 
@@ -205,16 +203,3 @@ def test_checkpoints_and_failures_of_one_front_are_read_by_the_other(
 
     asyncio.run(read_back())
     assert store.client.lrange(fixed.key("amounts"), 0, -1) == [b"1", b"2", b"3"]
-
-
-@pytest.mark.slow
-def test_an_async_projection_refuses_a_cluster(
-    cluster: RedisClusterServers, namespace: str
-) -> None:
-    async def main() -> None:
-        cluster.flush()
-        async with await AsyncEventStore.from_url(cluster.url, namespace=namespace) as store:
-            with pytest.raises(ConfigurationError, match="cluster"):
-                AsyncProjection(store, "balances")
-
-    asyncio.run(main())

@@ -299,4 +299,9 @@ def test_the_fronts_offer_the_same_names_and_arguments(async_class: type, sync_c
             assert inspect.signature(sync_value).parameters.keys() == (
                 inspect.signature(async_value).parameters.keys()
             ), name
-            assert inspect.iscoroutinefunction(async_value) or name in {"on", "start", "key"}
+            assert inspect.iscoroutinefunction(async_value) or name in {
+                "on",
+                "start",
+                "key",
+                "checkpoint_at",
+            }

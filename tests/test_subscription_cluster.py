@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from eventstore import ConfigurationError, EventStore, Projection, RecordedEvent
+from eventstore import EventStore, RecordedEvent
 from eventstore.testing import RedisClusterServers
 from tests.domain import Deposited, Opened
 
@@ -91,11 +91,6 @@ def test_without_hints_the_cluster_reader_still_polls(
             quiet.append("Account", "a1", [Opened(owner="x")], 0)
             reader.join(10)
         assert [e.aggregate_id for e in received] == ["a1"]
-
-
-def test_projections_refuse_a_cluster_with_a_clear_error(cluster_store: EventStore) -> None:
-    with pytest.raises(ConfigurationError, match="cluster"):
-        Projection(cluster_store, "balances")
 
 
 def test_catch_up_reads_ahead_on_every_node(cluster_store: EventStore) -> None:

@@ -63,7 +63,7 @@ async def projection(store: AsyncEventStore) -> None:
 
     @sales.on(OrderPlaced)
     async def _placed(event: OrderPlaced, ctx: AsyncProjectionContext) -> None:
-        ctx.pipe.hincrby(ctx.key("cents"), event.sku, event.amount_cents)  # queued in MULTI
+        ctx.pipe.hincrby(ctx.key("cents"), event.sku, event.amount_cents)  # queued for the commit
 
     await sales.run(until_caught_up=True)  # or sales.start() to follow in the background
     await sales.promote()

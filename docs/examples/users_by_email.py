@@ -1,8 +1,8 @@
 """An event-sourced user (registered, email changed) and a read model of users by email.
 
 The read model lives in Redis next to the events. Each page of events is applied in one
-MULTI together with the projection's checkpoint, so a crash can never apply an email
-change twice or lose one.
+atomic step together with the projection's checkpoint, so a crash can never apply an
+email change twice or lose one.
 
 The asyncio twin of the projection (AsyncProjection) is in async_workers.py
 (see docs/async.md).

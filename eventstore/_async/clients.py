@@ -31,9 +31,10 @@ __all__ = [
 ]
 
 
-def load_script(client: redis.Redis, name: str) -> AsyncScript:
-    """Register ``lua/<name>.lua`` on ``client`` (EVALSHA, reloaded after NOSCRIPT)."""
-    return client.register_script(script_source(name))
+def load_script(client: redis.Redis, name: str, *, shebang: bool = False) -> AsyncScript:
+    """Register ``lua/<name>.lua`` on ``client`` (EVALSHA, reloaded after NOSCRIPT);
+    ``shebang``: as a ``#!lua`` script (Redis 7.0+, see ``ServerInfo.has_script_flags``)."""
+    return client.register_script(("#!lua\n" if shebang else "") + script_source(name))
 
 
 def load_hot_script(client: redis.Redis, name: str) -> AsyncHotScript:

@@ -2,21 +2,17 @@
 """The lease of a projection version: one runner at a time applies its events.
 
 A runner takes the lease when it starts (newest wins, e.g. during a rolling deploy) and
-every write it makes afterwards is guarded by it: a page commit (model + checkpoint) is a
-script that first checks the lease holds this runner's ``token``, a failure record is a
-MULTI/EXEC that WATCHes the lease key (``transaction()``). A runner that was taken over
-or retired writes nothing and stops with ``ProjectionTakenOver``.
+every write it makes afterwards is guarded by it: a page commit (model + checkpoint) and
+a failure record are scripts that first check the lease key holds this runner's
+``token``. A runner that was taken over or retired writes nothing and stops with
+``ProjectionTakenOver``.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
 
 import redis.asyncio as redis
-from redis.asyncio.client import Pipeline
 
 from eventstore._core.errors import ProjectionTakenOver
 
@@ -57,36 +53,3 @@ class AsyncLease:
     def taken_over(self) -> ProjectionTakenOver:
         """The error a runner that lost the lease stops with."""
         return ProjectionTakenOver(self.name, self.version, self.key)
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Pipeline]:
-        """A pipeline in MULTI, WATCHing the lease after checking this runner holds it."""
-        async with self.client.pipeline(transaction=True) as tx:
-            await tx.watch(self.key)  # type: ignore[no-untyped-call,unused-ignore]
-            try:
-                holder = await tx.get(self.key)
-            except redis.WatchError as exc:
-                raise await self.lost(exc) from exc
-            if holder != self._token:
-                raise self.taken_over()
-            tx.multi()  # type: ignore[no-untyped-call,unused-ignore]
-            yield tx
-
-    async def execute(self, tx: Pipeline, *, raise_on_error: bool = True) -> list[Any]:
-        """EXEC a ``transaction()``; nothing applies if the lease moved since the WATCH."""
-        try:
-            return await tx.execute(raise_on_error=raise_on_error)
-        except redis.WatchError as exc:
-            raise await self.lost(exc) from exc
-
-    async def lost(self, exc: redis.WatchError) -> Exception:
-        """What a WatchError means: a takeover, or only a lost connection.
-
-        redis-py raises WatchError too when the connection dies while a key is watched
-        (before or after EXEC). If the lease is still ours, nobody took over: report a
-        lost connection, which the runner retries from the checkpoint stored in Redis (the
-        EXEC applied all or nothing), instead of stopping the projection for good.
-        """
-        if await self.held():
-            return redis.ConnectionError(f"connection lost during a commit ({exc})")
-        return self.taken_over()

@@ -53,9 +53,11 @@ from eventstore._core.backoff import Backoff
 from eventstore._core.checkpoint import Checkpoint
 from eventstore._core.codec import version_of_id
 from eventstore._core.log import FollowedPage
+from eventstore._core.notifications import LiveSelection
 from eventstore._redis.permissions import raise_if_denied
 
 if TYPE_CHECKING:
+    from eventstore._async.live import AsyncLiveFeed
     from eventstore._async.store import AsyncEventStore
 
 __all__ = ["AsyncProjection", "AsyncProjectionContext"]
@@ -96,7 +98,11 @@ class AsyncProjection(AsyncPageCommits):
         self._lease = AsyncLease(store.client, self.lease_key, name, version)
         self._failed = None
         self._commits = 0
-        self._commit_script = load_script(store.client, "projection_commit")
+        # on a cluster the commit may write its own slot only: a key elsewhere is refused
+        # (Redis 7.0+; an older cluster also lets it write other slots of the same node)
+        strict = store.keys.clustered and all(info.has_script_flags for info in store.servers)
+        self._commit_script = load_script(store.client, "projection_commit", shebang=strict)
+        self._fail_script = load_script(store.client, "projection_fail")
 
     # -- declaring ------------------------------------------------------------------------
 
@@ -211,13 +217,33 @@ class AsyncProjection(AsyncPageCommits):
             self._wake_waiters()
 
     async def _follow(self, *, live: bool) -> None:
-        client = dedicated_client(self.store.client, block_seconds=self.block_ms / 1000)
+        store = self.store
+        hints: AsyncLiveFeed | None = None
+        dedicated: redis.Redis | None = None
         try:
             await self._lease.take()
             self._set_committed(await self.checkpoint())
+            if self.clustered:
+                # registered for the trim point before reading anything
+                for partition, position in enumerate(self._committed.positions):
+                    await self._register_floor(partition, position)
             await self._load_failure()
+            # On a cluster the reader polls with the store's client (nothing blocks) and
+            # sleeps on Pub/Sub hints; elsewhere it blocks in XREAD on its own connection.
+            if self.clustered:
+                client = store.client
+                if live:
+                    from eventstore._async.live import AsyncLiveFeed
+
+                    selection = LiveSelection.of(self.aggregate_types, None, None)
+                    hints = AsyncLiveFeed(store, selection)
+                    await hints.open()
+            else:
+                client = dedicated = dedicated_client(
+                    store.client, block_seconds=self.block_ms / 1000
+                )
             follower = AsyncLogFollower(
-                self.store.keys,
+                store.keys,
                 client,
                 self._committed,
                 event_types=frozenset(self._handlers),
@@ -227,6 +253,7 @@ class AsyncProjection(AsyncPageCommits):
                 live=live,
                 reconnect_for=self.reconnect_for,
                 stopped=self._stopped,
+                wake=hints.wait_for_any if hints is not None else None,
             )
             # closed here, not when collected: a failed page leaves the reads behind it
             # (read ahead on this connection) unfinished
@@ -235,7 +262,10 @@ class AsyncProjection(AsyncPageCommits):
                 async for page in pages:
                     await self._apply(page)
         finally:
-            await close_dedicated(client)
+            if hints is not None:
+                await hints.aclose()
+            if dedicated is not None:
+                await close_dedicated(dedicated)
 
     async def _load_failure(self) -> None:
         failure = await self.last_error()

@@ -5,13 +5,16 @@ Its read model keys (``<ns>:rm:<name>:v<version>:...``), its checkpoint (the fie
 ``projection:<name>:v<version>`` of each partition's ``{ns:pN}:ckpt`` hash), its last
 failure, its lease, and which version serves reads (``<ns>:projections``). Promoting and
 retiring a version need no runner; ``AsyncProjection`` adds handlers and running.
+
+On a cluster the version's keys share its own hash tag (``KeySchema.projection_tag``)
+and its checkpoints are a hash in that slot (``p<n>`` fields), committed with the model
+in one script; the partitions' ``{ns:pN}:ckpt`` fields are then floors the runner
+writes after each commit, for the logs' safe trim point.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
-
-from redis.asyncio.cluster import RedisCluster
 
 from eventstore._async.stored import stored_int
 from eventstore._core.checkpoint import Checkpoint
@@ -32,12 +35,6 @@ class AsyncProjectionAdmin:
 
     def __init__(self, store: AsyncEventStore, name: str, version: int) -> None:
         validate_name("projection", name)
-        if isinstance(store.client, RedisCluster):
-            raise ConfigurationError(
-                f"projection {name!r}: a projection commits its read model and checkpoint in "
-                "one MULTI, which Redis Cluster cannot run across slots; not supported on a "
-                "cluster yet (use store.subscribe and store the checkpoint yourself)"
-            )
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             raise ValueError(f"projection version must be an int >= 1, got {version!r}")
         self.store = store
@@ -46,8 +43,21 @@ class AsyncProjectionAdmin:
 
     @property
     def checkpoint_field(self) -> str:
-        """This version's field in every partition's ``{ns:pN}:ckpt`` hash."""
+        """This version's field in every partition's ``{ns:pN}:ckpt`` hash (on a cluster
+        a floor of its checkpoint there, see the module docstring)."""
         return f"projection:{self.name}:v{self.version}"
+
+    @property
+    def clustered(self) -> bool:
+        """Whether the store is a cluster (the version's keys have their own slot)."""
+        return self.store.keys.clustered
+
+    def checkpoint_at(self, partition: int) -> tuple[str, str]:
+        """The hash and field holding this version's checkpoint of ``partition``."""
+        keys = self.store.keys
+        if self.clustered:
+            return keys.projection_checkpoints(self.name, self.version), f"p{partition}"
+        return keys.checkpoints(partition), self.checkpoint_field
 
     def key(self, *parts: str) -> str:
         """A read model key of this version."""
@@ -67,16 +77,15 @@ class AsyncProjectionAdmin:
 
     async def checkpoint(self) -> Checkpoint:
         """The committed checkpoint, read from Redis (the start if never run)."""
-        keys = self.store.keys
-        hashes = [keys.checkpoints(partition) for partition in range(keys.partitions)]
+        places = [self.checkpoint_at(partition) for partition in range(self.store.keys.partitions)]
         async with self.store.client.pipeline(transaction=False) as pipe:
-            for key in hashes:
-                pipe.hget(key, self.checkpoint_field)
+            for key, field in places:
+                pipe.hget(key, field)
             stored = await pipe.execute(raise_on_error=False)
-        client, field = self.store.client, self.checkpoint_field
+        client = self.store.client
         positions = [
             await stored_int(client, key, field, raw, "hash")
-            for key, raw in zip(hashes, stored, strict=True)
+            for (key, field), raw in zip(places, stored, strict=True)
         ]
         return Checkpoint(tuple(positions))
 
@@ -132,5 +141,7 @@ class AsyncProjectionAdmin:
             deleted += int(await client.unlink(*doomed))
         for partition in range(keys.partitions):
             await client.hdel(keys.checkpoints(partition), self.checkpoint_field)
+        if self.clustered:
+            await client.delete(keys.projection_checkpoints(self.name, self.version))
         await client.delete(self.error_key)
         return deleted

@@ -64,7 +64,7 @@ def acl_tokens(
         commands.append("config|get")
     commands += [name.lower().removeprefix("+") for name in extra_commands]
     return [
-        "resetkeys", f"~{tag}:*", f"~{namespace}:*",
+        "resetkeys", f"~{tag}:*", f"~{namespace}:*", f"~{{{namespace}:rm:*",
         "resetchannels", f"&{namespace}:live:*", f"&{tag}:live:*",
         "-@all", *(f"+{name}" for name in dict.fromkeys(commands)),
     ]  # fmt: skip

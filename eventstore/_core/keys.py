@@ -23,6 +23,20 @@ key                                type       holds
 ``<ns>:live:<type>``               channel    live notifications (Pub/Sub, not a key)
 ``{<ns>:p<n>}:live:<type>``        channel    the same on a sharded cluster (SPUBLISH)
 =================================  =========  ===============================================
+
+On a cluster (``clustered``) a projection version's keys share its own hash tag, so that
+its page commit (model writes and checkpoints) is one script in one slot:
+
+=====================================  ======  ============================================
+``{<ns>:rm:<name>:v<version>}:...``    any     read model keys
+``{<ns>:rm:<name>:v<version>}#lease``  string  token of the runner applying that version
+``{<ns>:rm:<name>:v<version>}#error``  hash    last failure of that version
+``{<ns>:rm:<name>:v<version>}#ckpt``   hash    its checkpoints: ``p<n>`` -> position
+=====================================  ======  ============================================
+
+There the field ``projection:<name>:v<version>`` of ``{<ns>:p<n>}:ckpt`` is a floor the
+runner writes after each commit (never ahead of the checkpoint), which the logs' safe
+trim point reads as on one server.
 """
 
 from __future__ import annotations
@@ -64,6 +78,8 @@ class KeySchema:
 
     namespace: str = attrs.field(validator=lambda _i, _a, v: validate_name("namespace", v))
     partitions: int = 1
+    clustered: bool = attrs.field(default=False, kw_only=True)
+    """Whether the keys are for a Redis Cluster (a projection's keys get their own tag)."""
 
     @property
     def meta(self) -> str:
@@ -164,17 +180,31 @@ class KeySchema:
         """Hash of projection name -> the version that serves reads (blue/green)."""
         return f"{self.namespace}:projections"
 
+    def projection_tag(self, projection: str, version: int) -> str:
+        """The hash tag of a projection version's keys on a cluster."""
+        return f"{{{self.namespace}:rm:{projection}:v{version}}}"
+
     def projection_lease(self, projection: str, version: int) -> str:
         """Who applies a projection version: the token of its latest runner."""
+        if self.clustered:
+            return f"{self.projection_tag(projection, version)}#lease"
         return f"{self.namespace}:lease:{projection}:v{version}"
 
     def projection_error(self, projection: str, version: int) -> str:
         """The last failure of a projection version (hash), cleared once it gets past it."""
+        if self.clustered:
+            return f"{self.projection_tag(projection, version)}#error"
         return f"{self.namespace}:error:{projection}:v{version}"
+
+    def projection_checkpoints(self, projection: str, version: int) -> str:
+        """On a cluster, the hash of a projection version's checkpoints (``p<n>`` fields)."""
+        return f"{self.projection_tag(projection, version)}#ckpt"
 
     def read_model(self, projection: str, version: int, *parts: str) -> str:
         """A key of a projection's read model; each version has its own keys."""
         suffix = "".join(f":{part}" for part in parts)
+        if self.clustered:
+            return f"{self.projection_tag(projection, version)}{suffix}"
         return f"{self.namespace}:rm:{projection}:v{version}{suffix}"
 
     def pointer_target(self, partition: int, ref: str) -> AggregateKey | None:

@@ -96,6 +96,11 @@ def permission_denied(
         # 6.2 names the command without its subcommand: the caller's is more precise
         name = command if command.startswith(f"{found.group(1)}|") else found.group(1)
         return PermissionDenied(user, f"+{name}", command=name, keys=tuple(keys), reason=reason)
+    if kind == "command" and command:
+        # refused inside a script the caller ran for it (6.2/7.0 name no command there)
+        return PermissionDenied(
+            user, f"+{command}", command=command, keys=tuple(keys), reason=reason
+        )
     if kind == "channel":
         what = f"&{channel}" if channel else "& on the channel"
         return PermissionDenied(user, what, command=command, channel=channel, reason=reason)

@@ -87,6 +87,13 @@ class ServerInfo:
         return self._has("waitaof", (7, 2))
 
     @property
+    def has_script_flags(self) -> bool:
+        """Scripts may start with a ``#!lua`` shebang (Redis 7.0+): such a script may only
+        touch keys of its declared keys' slot on a cluster, where an older-style script
+        may also touch other slots of the same node."""
+        return self.version >= (7, 0)
+
+    @property
     def has_sharded_pubsub(self) -> bool:
         """SPUBLISH / SSUBSCRIBE, and SPUBLISH allowed in scripts (Redis 7.0+)."""
         return self._has("spublish", (7, 0))

@@ -46,6 +46,7 @@ from eventstore._core.backoff import Backoff
 from eventstore._core.checkpoint import Checkpoint
 from eventstore._core.codec import version_of_id
 from eventstore._core.log import FollowedPage
+from eventstore._core.notifications import LiveSelection
 from eventstore._redis.clients import load_script
 from eventstore._redis.connections import close_dedicated, dedicated_client
 from eventstore._redis.follower import LogFollower
@@ -56,6 +57,7 @@ from eventstore._redis.projection_commit import PageCommits, ProjectionContext
 from eventstore._redis.shards import RETRYABLE
 
 if TYPE_CHECKING:
+    from eventstore._redis.live import LiveFeed
     from eventstore._redis.store import EventStore
 
 __all__ = ["Projection", "ProjectionContext"]
@@ -96,7 +98,11 @@ class Projection(PageCommits):
         self._lease = Lease(store.client, self.lease_key, name, version)
         self._failed = None
         self._commits = 0
-        self._commit_script = load_script(store.client, "projection_commit")
+        # on a cluster the commit may write its own slot only: a key elsewhere is refused
+        # (Redis 7.0+; an older cluster also lets it write other slots of the same node)
+        strict = store.keys.clustered and all(info.has_script_flags for info in store.servers)
+        self._commit_script = load_script(store.client, "projection_commit", shebang=strict)
+        self._fail_script = load_script(store.client, "projection_fail")
 
     # -- declaring ------------------------------------------------------------------------
 
@@ -211,13 +217,33 @@ class Projection(PageCommits):
             self._wake_waiters()
 
     def _follow(self, *, live: bool) -> None:
-        client = dedicated_client(self.store.client, block_seconds=self.block_ms / 1000)
+        store = self.store
+        hints: LiveFeed | None = None
+        dedicated: redis.Redis | None = None
         try:
             self._lease.take()
             self._set_committed(self.checkpoint())
+            if self.clustered:
+                # registered for the trim point before reading anything
+                for partition, position in enumerate(self._committed.positions):
+                    self._register_floor(partition, position)
             self._load_failure()
+            # On a cluster the reader polls with the store's client (nothing blocks) and
+            # sleeps on Pub/Sub hints; elsewhere it blocks in XREAD on its own connection.
+            if self.clustered:
+                client = store.client
+                if live:
+                    from eventstore._redis.live import LiveFeed
+
+                    selection = LiveSelection.of(self.aggregate_types, None, None)
+                    hints = LiveFeed(store, selection)
+                    hints.open()
+            else:
+                client = dedicated = dedicated_client(
+                    store.client, block_seconds=self.block_ms / 1000
+                )
             follower = LogFollower(
-                self.store.keys,
+                store.keys,
                 client,
                 self._committed,
                 event_types=frozenset(self._handlers),
@@ -227,6 +253,7 @@ class Projection(PageCommits):
                 live=live,
                 reconnect_for=self.reconnect_for,
                 stopped=self._stopped,
+                wake=hints.wait_for_any if hints is not None else None,
             )
             # closed here, not when collected: a failed page leaves the reads behind it
             # (read ahead on this connection) unfinished
@@ -235,7 +262,10 @@ class Projection(PageCommits):
                 for page in pages:
                     self._apply(page)
         finally:
-            close_dedicated(client)
+            if hints is not None:
+                hints.close()
+            if dedicated is not None:
+                close_dedicated(dedicated)
 
     def _load_failure(self) -> None:
         failure = self.last_error()

@@ -36,6 +36,13 @@ from eventstore._redis.shards import RETRYABLE
 
 __all__ = ["PageCommits", "ProjectionContext"]
 
+_OUTSIDE_THE_SLOT = ("non local key", "same slot", "CROSSSLOT")
+"""How a cluster node refuses a script's key outside the slot of its declared keys."""
+
+_QUEUES = redis.Redis()
+"""Makes the pipelines handlers queue their writes on: never executed (nor connected),
+only read back by the commit, on one server and on a cluster alike."""
+
 
 @attrs.define
 class _Batch:
@@ -109,10 +116,11 @@ class PageCommits(ProjectionAdmin):
     _failed: tuple[int, int] | None  # (partition, position) of last_error
     _commits: int  # successful commits so far: run() tells outages apart with it
     _commit_script: Script  # lua/projection_commit.lua on the store's client
+    _fail_script: Script  # lua/projection_fail.lua
 
     def _apply(self, page: FollowedPage) -> None:
         start = self._committed.position(page.partition)
-        with self.store.client.pipeline(transaction=True) as pipe:
+        with _QUEUES.pipeline(transaction=True) as pipe:
             batch = _Batch(pipe, page.partition, committed=start, handled=start)
             for record in page.events:
                 self._handle(batch, record)
@@ -143,14 +151,14 @@ class PageCommits(ProjectionAdmin):
         queued = list(batch.pipe.command_stack)
         batch.pipe.command_stack.clear()
         passes = self._passes_failure(batch.partition, position)
+        checkpoints, field = self.checkpoint_at(batch.partition)
         args: list[Any] = [
-            self._lease.token, self.checkpoint_field, batch.committed, position, int(passes),
-            len(queued),
+            self._lease.token, field, batch.committed, position, int(passes), len(queued),
         ]  # fmt: skip
         for (command, _options), owner in zip(queued, _owners(batch, len(queued)), strict=True):
             # where the checkpoint stops if Redis refuses this write: before its event
             args += [len(command), max(batch.committed, owner.position - 1), *command]
-        keys = [self.lease_key, self.store.keys.checkpoints(batch.partition), self.error_key]
+        keys = [self.lease_key, checkpoints, self.error_key]
         reply = self._run_commit(keys, args)
         outcome = _text(reply[0])
         if outcome == "lost":
@@ -158,12 +166,15 @@ class PageCommits(ProjectionAdmin):
         if outcome == "moved":
             error = self._lease.taken_over()
             error.add_note(
-                f"the checkpoint {self.checkpoint_field} in {keys[1]} is {_text(reply[1])}, "
+                f"the checkpoint {field} in {checkpoints} is {_text(reply[1])}, "
                 f"not {batch.committed} as this runner committed it: something else writes it"
             )
             raise error
         if outcome == "refused":
-            self._refused(batch, int(reply[1]) - 1, _text(reply[2]))
+            index = int(reply[1]) - 1
+            self._refused(batch, index, _text(reply[2]), _text(queued[index][0][0]))
+        if self.clustered:
+            self._register_floor(batch.partition, position)
         if passes:
             self._failed = None
         batch.committed, batch.marks = position, []
@@ -181,16 +192,35 @@ class PageCommits(ProjectionAdmin):
             )
             raise
 
-    def _refused(self, batch: _Batch, index: int, message: str) -> None:
+    def _register_floor(self, partition: int, position: int) -> None:
+        """On a cluster: this committed position as the version's field of the partition's
+        ``{ns:pN}:ckpt`` hash, which the logs' safe trim point reads.
+
+        A floor: written after the commit (a crash in between leaves it behind, which only
+        trims less), never ahead of the checkpoint. Written again at every start.
+        """
+        client = self.store.client
+        client.hset(self.store.keys.checkpoints(partition), self.checkpoint_field, position)
+        holder = client.get(self.lease_key)
+        if holder is None:
+            # retired meanwhile: take the floor back, or it would pin the trim point
+            client.hdel(self.store.keys.checkpoints(partition), self.checkpoint_field)
+        if holder != self._lease.token:
+            raise self._lease.taken_over()
+
+    def _refused(self, batch: _Batch, index: int, message: str, command: str) -> None:
         # The writes before the refused one were applied (Redis has no rollback) and the
         # checkpoint now stands before the event that queued it: that event's writes (and
         # the later events' of this page) are applied again after the fix, so keep such
         # handlers idempotent.
         record = _failed_record(batch, index)
         exc = redis.ResponseError(message)
-        error = self._fail(record, f"Redis refused a read model write: {message}", exc)
+        reason = f"Redis refused a read model write: {message}"
+        if self.clustered and any(words in message for words in _OUTSIDE_THE_SLOT):
+            reason += " (on a cluster, write only the projection's own keys: ctx.key(...))"
+        error = self._fail(record, reason, exc)
         # an ACL refusal is the user's rights, not the event: say which (recorded too)
-        raise_if_denied(exc, self.store.client)
+        raise_if_denied(exc, self.store.client, command=command.lower())
         raise error from exc
 
     def _set_committed(self, checkpoint: Checkpoint) -> None:
@@ -214,14 +244,16 @@ class PageCommits(ProjectionAdmin):
         error = self._error(record, reason)
         fields: dict[Any, Any] = failure_fields(error, describe_error(cause), now_ms())
 
+        checkpoints, field = self.checkpoint_at(record.partition)
+        pairs = [item for pair in fields.items() for item in pair]
+        keys = [self.lease_key, self.error_key, checkpoints]
         try:
-            with self._lease.transaction() as tx:
-                tx.delete(self.error_key)
-                tx.hset(self.error_key, mapping=fields)
-                # failed on its first event, a version has no checkpoint yet: register it
-                # at 0, so status and list show it (and log trims keep what it still needs)
-                tx.hsetnx(self.store.keys.checkpoints(record.partition), self.checkpoint_field, 0)
-                self._lease.execute(tx)
+            # under the lease, with the version registered at 0 if it has no checkpoint yet
+            reply = self._fail_script(keys=keys, args=[self._lease.token, field, *pairs])
+            if _text(reply[0]) == "lost":
+                raise self._lease.taken_over()
+            if self.clustered:
+                self._register_floor(record.partition, self._committed.position(record.partition))
         except redis.RedisError as exc:  # the raised error still names the event
             error.add_note(f"recording it in {self.error_key} failed too: {exc!r}")
         self._failed = (record.partition, record.position)

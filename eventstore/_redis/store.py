@@ -97,7 +97,7 @@ class EventStore(StoreLog):
         self.server: ServerInfo = self.servers[0]
         self._waitaof = supports_waitaof(self.servers)
         self._durabilities_checked = {self.durability}
-        self.keys = KeySchema(namespace, partitions)
+        self.keys = KeySchema(namespace, partitions, clustered=self._is_cluster)
         # sharded notifications (SPUBLISH) need a cluster whose every primary has them
         sharded = self.is_cluster and all(info.has_sharded_pubsub for info in self.servers)
         self.live_channels = LiveChannels(self.keys, sharded=sharded)

@@ -212,8 +212,16 @@ _NAMESPACE_PREFIXES = {
 }  # fmt: skip
 
 
+_TAGGED_PROJECTION_KEYS = {
+    "#lease": "projection-lease", "#error": "projection-error", "#ckpt": "projection-checkpoints",
+}  # fmt: skip
+"""The suffixes of a projection version's own keys on a cluster, after its hash tag."""
+
+
 def classify_key(schema: KeySchema, key: str) -> KeyKind | None:
     """What ``key`` is in ``schema``, or ``None`` if the key schema has no such key."""
+    if key.startswith(f"{{{schema.namespace}:rm:"):
+        return _tagged_projection_key(key)
     if key.startswith("{"):
         return _partition_key(schema, key)
     if key == schema.meta:
@@ -224,6 +232,17 @@ def classify_key(schema: KeySchema, key: str) -> KeyKind | None:
     if key.startswith(f"{schema.namespace}:") and kind in _NAMESPACE_PREFIXES and ":v" in rest:
         return KeyKind(_NAMESPACE_PREFIXES[kind])
     return None
+
+
+def _tagged_projection_key(key: str) -> KeyKind | None:
+    # {<ns>:rm:<name>:v<version>} then #lease, #error, #ckpt, or a model key's :<parts>
+    tag_end = key.find("}")
+    if tag_end < 0 or ":v" not in key[:tag_end]:
+        return None
+    rest = key[tag_end + 1 :]
+    if rest in _TAGGED_PROJECTION_KEYS:
+        return KeyKind(_TAGGED_PROJECTION_KEYS[rest])
+    return KeyKind("read-model") if rest == "" or rest.startswith(":") else None
 
 
 def _partition_key(schema: KeySchema, key: str) -> KeyKind | None:

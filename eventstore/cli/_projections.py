@@ -1,8 +1,9 @@
 """``projections list | status | rebuild``: where each projection is, and rebuilding one.
 
 What ``list`` and ``status`` show is read from Redis alone (checkpoints in the
-``{ns:pN}:ckpt`` hashes, the promoted version in ``<ns>:projections``, the last failure
-in ``<ns>:error:<name>:v<version>``), so they need no ``--app``. ``rebuild`` runs the
+``{ns:pN}:ckpt`` hashes, on a cluster each version's own checkpoint hash, the promoted
+version in ``<ns>:projections``, the last failure in ``<ns>:error:<name>:v<version>``),
+so they need no ``--app``. ``rebuild`` runs the
 handlers, so it needs the projection's definition: the ``eventstore_projections(store)``
 factory of an ``--app`` module.
 """
@@ -113,6 +114,8 @@ def projection_states(store: EventStore) -> list[ProjectionState]:
             parsed = _parse_field(text(field))
             if parsed is not None:
                 found.setdefault(parsed, [0] * store.partitions)[partition] = int(value)
+    if keys.clustered:
+        found = _cluster_checkpoints(store, found)
     failures = _failures(store, sorted(found))
     return [
         ProjectionState(
@@ -121,6 +124,26 @@ def projection_states(store: EventStore) -> list[ProjectionState]:
         )
         for (name, version), pos in sorted(found.items())
     ]  # fmt: skip
+
+
+def _cluster_checkpoints(
+    store: EventStore, floors: dict[tuple[str, int], list[int]]
+) -> dict[tuple[str, int], list[int]]:
+    """On a cluster: each version's checkpoints from its own hash (the partitions' fields
+    found it, but only hold floors of them), one round trip."""
+    versions = sorted(floors)
+    with store.client.pipeline(transaction=False) as pipe:
+        for name, version in versions:
+            pipe.hgetall(store.keys.projection_checkpoints(name, version))
+        replies = pipe.execute()
+    found = {}
+    for (name, version), fields in zip(versions, replies, strict=True):
+        stored = {text(k): int(v) for k, v in cast(dict[bytes, bytes], fields).items()}
+        found[name, version] = [
+            stored.get(f"p{partition}", floor)
+            for partition, floor in enumerate(floors[name, version])
+        ]
+    return found
 
 
 def _failures(
