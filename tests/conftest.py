@@ -36,6 +36,11 @@ MATRIX = ["env"] if os.environ.get("REDIS_URL") else list(ALL_SERVERS)
 """The servers of tests marked ``all_servers``."""
 CLUSTER = "cluster"
 """The server name of the session cluster, for tests marked ``also_on_cluster``."""
+VALKEY_CLUSTER = "valkey-cluster"
+"""The session cluster of Valkey nodes, for tests marked both ``also_on_cluster`` and
+``all_servers``."""
+CLUSTERS = {CLUSTER: "cluster", VALKEY_CLUSTER: "valkey_cluster"}
+"""Cluster server names and their fixtures."""
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -49,6 +54,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         names: list[Any] = list(MATRIX if everywhere else SERVER_NAMES)
         if metafunc.definition.get_closest_marker("also_on_cluster"):
             names.append(pytest.param(CLUSTER, marks=pytest.mark.slow))
+            if everywhere and not os.environ.get("REDIS_URL"):
+                names.append(pytest.param(VALKEY_CLUSTER, marks=pytest.mark.slow))
         metafunc.parametrize("server_name", names, scope="session")
 
 
@@ -83,16 +90,16 @@ def servers() -> Iterator[_Servers]:
 
 @pytest.fixture(scope="session")
 def server_url(servers: _Servers, server_name: str, request: pytest.FixtureRequest) -> str:
-    if server_name == CLUSTER:
-        return cast(RedisClusterServers, request.getfixturevalue("cluster")).url
+    if server_name in CLUSTERS:
+        return cast(RedisClusterServers, request.getfixturevalue(CLUSTERS[server_name])).url
     return servers.url(server_name)
 
 
 @pytest.fixture
 def redis_url(server_url: str, server_name: str, request: pytest.FixtureRequest) -> str:
     """The URL of a flushed server (each test starts from an empty database)."""
-    if server_name == CLUSTER:
-        cast(RedisClusterServers, request.getfixturevalue("cluster")).flush()
+    if server_name in CLUSTERS:
+        cast(RedisClusterServers, request.getfixturevalue(CLUSTERS[server_name])).flush()
         return server_url
     client = redis.Redis.from_url(server_url)
     client.flushdb()
@@ -123,6 +130,18 @@ def cluster() -> Iterator[RedisClusterServers]:
     """A Redis Cluster of 3 primaries with a replica each (redis-server 7 from PATH),
     started on first use, replicas in sync."""
     servers = RedisClusterServers(primaries=3, replicas=1)
+    try:
+        servers.start()
+        yield servers
+    finally:
+        servers.close()
+
+
+@pytest.fixture(scope="session")
+def valkey_cluster() -> Iterator[RedisClusterServers]:
+    """A cluster of Valkey 9.1 nodes (the embedded server's binary), 3 primaries with a
+    replica each, started on first use."""
+    servers = RedisClusterServers(primaries=3, binary=server_binary("valkey9"), replicas=1)
     try:
         servers.start()
         yield servers

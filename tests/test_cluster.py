@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from eventstore import Durability, EventStore, Repository
+from eventstore import Durability, EventStore, Projection, ProjectionContext, Repository
 from eventstore.testing import EventStoreContract, RedisClusterServers
-from tests.domain import Account
+from tests.domain import Account, Deposited, Opened
 from tests.fronts import Front, open_store
 
 pytestmark = pytest.mark.slow
@@ -62,3 +62,28 @@ def test_durability_wait_runs_on_the_shard_connection(
         store.durability = Durability(replicas=0, timeout_ms=10)
         assert accounts.save(account) is not None
         assert accounts.get("durable").owner == "x"
+
+
+def test_a_valkey_cluster_runs_the_store_its_projections_and_live_feeds(
+    valkey_cluster: RedisClusterServers, namespace: str
+) -> None:
+    """Each node is asked what it is: Valkey 9.1, with sharded notifications."""
+    valkey_cluster.flush()
+    with EventStore.from_url(valkey_cluster.url, namespace=namespace, partitions=6) as store:
+        assert {info.product for info in store.servers} == {"Valkey"}
+        assert len(store.servers) == 3  # the primaries
+        assert store.live_channels.sharded
+        for i in range(12):
+            store.append("Account", f"a{i}", [Opened(owner="x"), Deposited(amount=i)], 0)
+        projection = Projection(store, "sums", page_size=4)
+
+        @projection.on(Deposited)
+        def _deposited(event: Deposited, ctx: ProjectionContext) -> None:
+            ctx.pipe.incrby(ctx.key("sum"), event.amount)
+
+        with projection:
+            assert projection.wait_until_caught_up(10)
+            store.append("Account", "late", [Deposited(amount=100)], 0)
+            assert projection.wait_until_caught_up(10)  # woken by a sharded hint
+        assert int(store.client.get(projection.key("sum")) or 0) == sum(range(12)) + 100
+        assert projection.checkpoint() == store.head()
