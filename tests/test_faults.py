@@ -36,6 +36,7 @@ from eventstore import (
 from eventstore.testing import RedisServer, free_port
 from tests.domain import Account, Deposited, Opened
 from tests.fronts import Front, open_store
+from tests.letters import event_of
 from tests.waiting import retrying, wait_for
 
 ALWAYS = {"appendonly": "yes", "appendfsync": "always"}
@@ -177,7 +178,7 @@ def _failing_worker_dead_letters(store: EventStore) -> object:
 
     worker = group.worker("w", handler, max_deliveries=1, claim_idle=timedelta(milliseconds=1))
     worker.run(stop_when_idle=True)  # lease and fail scripts
-    return [d.recorded.event_id for d in group.dead_letters()]
+    return [event_of(d).event_id for d in group.dead_letters()]
 
 
 def _replay_dead_letters(store: EventStore) -> object:

@@ -1,4 +1,5 @@
-"""Consumer groups on real Redis (7.x and 6.2): delivery, retries, dead letters, lag, trims."""
+"""Consumer groups on every server of the matrix and on clusters: delivery, retries, dead
+letters, lag, trims."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from eventstore import (
     GroupNotFound,
     RecordedEvent,
 )
+from tests.cli_helpers import run, run_json
 from tests.domain import Deposited
+from tests.letters import event_of
 
 # the same tests on one server and on a Redis Cluster (one partition per slot)
 pytestmark = [pytest.mark.also_on_cluster, pytest.mark.all_servers]
@@ -134,7 +137,7 @@ def test_step_by_step_counts_with_failures_and_replay(store: EventStore) -> None
     assert (group.lag(), group.pending()) == (0, 0)
     assert group.status()[0].dead_letters == 1
     (dead,) = group.dead_letters()
-    assert (dead.recorded.aggregate_id, dead.deliveries, dead.consumer) == ("a1", 2, "w")
+    assert (event_of(dead).aggregate_id, dead.deliveries, dead.consumer) == ("a1", 2, "w")
     assert dead.error.type == "RuntimeError"
     assert str(dead.error) == "RuntimeError: payment for a1 declined"
     assert "handler" in dead.error.traceback
@@ -175,7 +178,7 @@ def test_poison_event_among_slow_healthy_ones(store2: EventStore) -> None:
     assert {i: attempts[i] for i in ids if i != poison and attempts[i] != 1} == {}
     assert sum(w.stats.claimed for w in workers) == 2  # the poison's two retries
     (dead,) = group.dead_letters()
-    assert (dead.recorded.event_id, dead.deliveries) == (poison, 3)
+    assert (event_of(dead).event_id, dead.deliveries) == (poison, 3)
     assert dead.error.message == "card declined"
     assert sum(w.stats.dead_lettered for w in workers) == 1
     assert (group.lag(), group.pending()) == (0, 0)
@@ -207,7 +210,7 @@ def test_a_handler_that_kills_its_worker_is_parked_untried(store: EventStore) ->
     final.run(stop_when_idle=True)
     assert calls["a0"] == 3  # the fourth delivery was never handed to the handler
     (dead,) = group.dead_letters()
-    assert (dead.recorded.aggregate_id, dead.deliveries) == ("a0", 4)
+    assert (event_of(dead).aggregate_id, dead.deliveries) == ("a0", 4)
     assert dead.error.type == "DeliveriesExhausted"
     assert calls["a1"] == 1
 
@@ -378,6 +381,57 @@ def test_workers_work_over_resp2_clients(redis_url: str, namespace: str) -> None
 
         group.worker("w", handler, max_deliveries=2, claim_idle=FAST).run(stop_when_idle=True)
         assert sorted(handled) == sorted(ids[:3] + ids[4:])
-        assert [d.recorded.event_id for d in group.dead_letters()] == [ids[3]]
+        assert [event_of(d).event_id for d in group.dead_letters()] == [ids[3]]
         assert (group.lag(), group.pending()) == (0, 0)
         group.client.close()
+
+
+def test_undecodable_entries_are_dead_lettered_and_listed_not_fatal(
+    store: EventStore, redis_url: str
+) -> None:
+    """A log entry that is no pointer, and an event whose stored data is bad, fail their
+    deliveries like a handler error: the worker parks them with the error naming the key
+    and handles the rest; the listing shows them (unreadable) next to the healthy one."""
+    ids = append_many(store, 3)
+    keys = store.keys
+    log, bad_stream = keys.log(0), keys.stream("Account", "a1")
+    store.client.xadd(log, {"k": bad_stream}, "0-4")  # no version, no type: not a pointer
+    store.client.execute_command("XADD", bad_stream, "0-2", "t", "Deposited", "d", "{")  # type: ignore[no-untyped-call]
+    store.client.xadd(log, {"k": bad_stream, "v": "2", "t": "Deposited"}, "0-5")
+    store.client.set(keys.position(0), 5)
+    store.append("Account", "a9", [Deposited(amount=9)], 0, event_ids=["late"])
+
+    def handler(recorded: RecordedEvent) -> None:
+        if recorded.aggregate_id == "a2":
+            raise RuntimeError("a healthy letter")
+        handled.append(recorded.event_id)
+
+    handled: list[str] = []
+    group = store.consumer_group("g", start="beginning")
+    stats = group.worker("w", handler, max_deliveries=1).run(stop_when_idle=True)
+    assert sorted(handled) == sorted([ids[0], ids[1], "late"])
+    assert stats.dead_lettered == 3
+    letters = group.dead_letters()
+    assert len(letters) == 3
+    healthy = [letter for letter in letters if letter.recorded is not None]
+    assert [event_of(letter).aggregate_id for letter in healthy] == ["a2"]
+    unreadable = [letter for letter in letters if letter.recorded is None]
+    assert len(unreadable) == 2
+    for letter in unreadable:
+        assert letter.error.type == "StoredDataError"
+        assert letter.unreadable
+        assert letter.partition == 0
+    pointer, event = sorted(unreadable, key=lambda letter: "malformed" not in letter.error.message)
+    assert pointer.error.message.startswith(f"{log} version 4 ")  # the log entry at 0-4
+    assert "entry 0-4" in (pointer.unreadable or "")
+    assert bad_stream in event.error.message
+    assert bad_stream in (event.unreadable or "")
+    assert group.dead_letter(event.id).unreadable == event.unreadable
+    listed = run_json(redis_url, store.namespace, "dlq", "list", "g", app=None)["dead_letters"]
+    assert sorted(letter["event"] is None for letter in listed) == [False, True, True]
+    shown = run_json(redis_url, store.namespace, "dlq", "show", "g", event.id, app=None)
+    assert (shown["event"], shown["unreadable"]) == (None, event.unreadable)
+    human = run(redis_url, store.namespace, "dlq", "show", "g", pointer.id, app=None)
+    assert human.exit_code == 0
+    assert "unreadable: entry 0-4" in human.stdout
+    assert group.discard_dead_letters([pointer.id, event.id]) == 2

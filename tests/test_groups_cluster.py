@@ -21,6 +21,7 @@ from eventstore import EventStore, RecordedEvent
 from eventstore.testing import RedisClusterServers
 from tests.cluster_helpers import spread_namespace
 from tests.domain import Deposited
+from tests.letters import event_of
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -97,7 +98,7 @@ def test_competing_workers_share_every_partition_once_with_dead_letters(
     assert set(handled.values()) == {1}  # nobody handled an event twice
     assert sum(w.stats.processed for w in workers) == 58
     dead = group.dead_letters()
-    assert sorted(d.recorded.event_id for d in dead) == sorted(poison)
+    assert sorted(event_of(d).event_id for d in dead) == sorted(poison)
     status = group.status()
     assert len(status) == 6
     assert sum(s.dead_letters for s in status) == 2

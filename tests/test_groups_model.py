@@ -21,6 +21,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 
 from eventstore import EventStore, RecordedEvent
 from tests.domain import Deposited
+from tests.letters import event_of
 
 # the same model on one server and on a Redis Cluster (one partition per slot)
 pytestmark = pytest.mark.also_on_cluster
@@ -155,7 +156,7 @@ class GroupMachine(RuleBasedStateMachine):
             for e in self.group.pending_entries(0)
         }
         assert real == self.pending
-        dead = {d.recorded.position: d.deliveries for d in self.group.dead_letters()}
+        dead = {event_of(d).position: d.deliveries for d in self.group.dead_letters()}
         assert dead == self.dead
 
 

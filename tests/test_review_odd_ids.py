@@ -10,6 +10,7 @@ import pytest
 
 from eventstore import EventStore, RecordedEvent
 from tests.domain import Deposited, Opened
+from tests.letters import event_of
 
 ODD = ["a:b", "x}:a:y", "{weird}", "ü-ñ-😀", " spaced ", "{ns:p0}:log", "x\ny", "%s*?"]
 FAST = timedelta(milliseconds=60)
@@ -42,7 +43,7 @@ def test_odd_ids_through_subscription_group_and_dead_letters(store3: EventStore)
     group.worker("w", opened_only, max_deliveries=1, claim_idle=FAST).run(stop_when_idle=True)
     assert sorted(handled) == sorted(ODD)
     dead = group.dead_letters()
-    assert sorted((d.recorded.aggregate_id, d.recorded.version) for d in dead) == sorted(
+    assert sorted((event_of(d).aggregate_id, event_of(d).version) for d in dead) == sorted(
         (aggregate_id, 2) for aggregate_id in ODD
     )
     assert group.replay_dead_letters() == len(ODD)

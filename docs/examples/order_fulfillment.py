@@ -95,8 +95,9 @@ for worker in workers:
 print(f"shipped {len(shipped)} orders; lag={group.lag()} pending={group.pending()}")
 
 for dead in group.dead_letters():
+    what = dead.recorded.aggregate_id if dead.recorded else dead.unreadable
     print(
-        f"dead letter {dead.id}: {dead.recorded.aggregate_id} after {dead.deliveries} "
+        f"dead letter {dead.id}: {what} after {dead.deliveries} "
         f"deliveries, last by {dead.consumer}: {dead.error}"
     )
 

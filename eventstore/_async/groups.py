@@ -25,7 +25,7 @@ from redis.asyncio.client import Pipeline
 from eventstore._async.clients import load_script
 from eventstore._async.io import Handler
 from eventstore._async.stored import raise_if_wrong_type, stored_int
-from eventstore._core.errors import DeadLetterNotFound, GroupNotFound
+from eventstore._core.errors import DeadLetterNotFound, GroupNotFound, StoredDataError
 from eventstore._core.groups import (
     DeadLetter,
     GroupInfo,
@@ -268,12 +268,29 @@ class AsyncConsumerGroup:
     ) -> list[DeadLetter]:
         parsed = [(entry[0], _field_map(entry[1])) for entry in entries]
         schema = self.store.keys
-        pointers = [dead_letter_pointer(schema, partition, key, entry) for entry in parsed]
-        events = await self.store.resolve(pointers)
+        try:
+            pointers = [dead_letter_pointer(schema, partition, key, entry) for entry in parsed]
+            events = await self.store.resolve(pointers)
+        except StoredDataError:  # one of them cannot be read: list it, and the others
+            return [await self._dead_letter(partition, key, entry) for entry in parsed]
         return [
             parse_dead_letter(partition, entry, recorded)
             for entry, recorded in zip(parsed, events, strict=True)
         ]
+
+    async def _dead_letter(
+        self, partition: int, key: str, entry: tuple[bytes, dict[bytes, bytes]]
+    ) -> DeadLetter:
+        if b"k" not in entry[1]:  # parked as it was read: a malformed entry, no pointer
+            source = entry[1].get(b"source", b"?").decode(errors="replace")
+            unreadable = f"entry {source} could not be read as a pointer to an event (see error)"
+            return parse_dead_letter(partition, entry, None, unreadable=unreadable)
+        try:
+            pointer = dead_letter_pointer(self.store.keys, partition, key, entry)
+            (recorded,) = await self.store.resolve([pointer])
+        except StoredDataError as exc:
+            return parse_dead_letter(partition, entry, None, unreadable=str(exc))
+        return parse_dead_letter(partition, entry, recorded)
 
     async def replay_dead_letters(self, ids: Iterable[str] | None = None) -> int:
         """Send dead letters (all, or those ``ids``) back to the group; returns how many.

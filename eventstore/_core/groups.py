@@ -202,7 +202,7 @@ def partition_status(
     Acknowledged retry entries are deleted, so the retry stream's undelivered part is
     its length minus its pending entries.
     """
-    delivered = version_of_id(log_group.last_delivered_id)
+    delivered = _delivered_position(log_group.last_delivered_id, last_position)
     return PartitionStatus(
         partition,
         last_position,
@@ -211,6 +211,14 @@ def partition_status(
         log_group.pending + retry_pending,
         dead_letters,
     )
+
+
+def _delivered_position(last_delivered_id: str, last_position: int) -> int:
+    # Our entries are 0-<position>; an entry id some other writer put into the log with a
+    # time part (e.g. 1-0) sorts after every position: delivering it delivered them all.
+    if not last_delivered_id.startswith("0-"):
+        return last_position
+    return version_of_id(last_delivered_id)
 
 
 @attrs.define
@@ -309,22 +317,24 @@ def dead_letter_fields(error: ErrorInfo, consumer: str, failed_at_ms: int) -> li
 class DeadLetter:
     """An event a group gave up on after ``deliveries`` attempts.
 
-    ``recorded`` is the event itself; ``error`` the last failure (``str(error)`` reads
+    ``recorded`` is the event itself, or ``None`` when it cannot be read back (its stored
+    data is bad, or the log entry that pointed to it was malformed): ``unreadable`` then
+    says why, naming the key at fault. ``error`` is the last failure (``str(error)`` reads
     ``"Type: message"``, ``error.traceback`` has the frames); ``consumer`` the worker
     that parked it. ``id`` names it for ``ConsumerGroup.dead_letter``, ``replay_dead_letters``
     and ``discard_dead_letters``.
     """
 
     id: str
-    recorded: RecordedEvent
+    recorded: RecordedEvent | None
     error: ErrorInfo
     deliveries: int
     consumer: str
     failed_at: datetime
-
-    @property
-    def partition(self) -> int:
-        return self.recorded.partition
+    partition: int = attrs.field(kw_only=True)
+    """The partition whose log (or retry stream) the entry came from."""
+    unreadable: str | None = attrs.field(default=None, kw_only=True)
+    """Why ``recorded`` is ``None``: the error reading the event (or its pointer) gave."""
 
 
 def dead_letter_id(partition: int, entry_id: str) -> str:
@@ -348,9 +358,13 @@ def dead_letter_pointer(
 
 
 def parse_dead_letter(
-    partition: int, entry: tuple[bytes, Mapping[bytes, bytes]], recorded: RecordedEvent
+    partition: int,
+    entry: tuple[bytes, Mapping[bytes, bytes]],
+    recorded: RecordedEvent | None,
+    unreadable: str | None = None,
 ) -> DeadLetter:
-    """Build the ``DeadLetter`` of a dead-letter entry whose event was resolved."""
+    """Build the ``DeadLetter`` of a dead-letter entry, with its event if it was resolved
+    (``unreadable``: why it was not)."""
     entry_id, fields = _text(entry[0]), entry[1]
 
     def get(name: str) -> str:
@@ -365,6 +379,8 @@ def parse_dead_letter(
         int(get("deliveries") or 0),
         get("consumer"),
         failed_at,
+        partition=partition,
+        unreadable=unreadable,
     )
 
 

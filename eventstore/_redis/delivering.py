@@ -52,7 +52,7 @@ class Delivery:
     """One entry in a worker's hands: its event, or why the event could not be read."""
 
     entry_id: str
-    pointer: Pointer
+    pointer: Pointer | None  # None: the entry itself was malformed (see error)
     recorded: RecordedEvent | None
     error: Exception | None = None
 
@@ -109,25 +109,33 @@ class Deliverer:
     def _resolve(
         self, stream: GroupStream, entries: list[tuple[bytes, dict[bytes, bytes] | list[bytes]]]
     ) -> list[Delivery]:
-        schema = self.group.store.keys
-        if stream.retry:
-            pointers = [
-                pointer_from_fields(schema, stream.partition, stream.key, i.decode(), f)
-                for i, f in entries
-            ]
-        else:
-            pointers = parse_pointers(schema, stream.partition, entries)
         ids = [entry_id.decode() for entry_id, _ in entries]
         try:
+            pointers = [self._pointer(stream, entry) for entry in entries]
             events = self.group.store.resolve(pointers)
         except StoredDataError:
-            return [self._resolve_one(i, p) for i, p in zip(ids, pointers, strict=True)]
+            return [self._resolve_one(stream, entry) for entry in entries]
         return [Delivery(i, p, e) for i, p, e in zip(ids, pointers, events, strict=True)]
 
-    def _resolve_one(self, entry_id: str, pointer: Pointer) -> Delivery:
-        # An event that cannot be decoded fails its deliveries like a handler error,
-        # so it ends up in the dead-letter stream instead of blocking the batch.
+    def _pointer(
+        self, stream: GroupStream, entry: tuple[bytes, dict[bytes, bytes] | list[bytes]]
+    ) -> Pointer:
+        schema, (entry_id, fields) = self.group.store.keys, entry
+        if stream.retry:
+            return pointer_from_fields(
+                schema, stream.partition, stream.key, entry_id.decode(), fields
+            )
+        (pointer,) = parse_pointers(schema, stream.partition, [entry])
+        return pointer
+
+    def _resolve_one(
+        self, stream: GroupStream, entry: tuple[bytes, dict[bytes, bytes] | list[bytes]]
+    ) -> Delivery:
+        # An entry or an event that cannot be decoded fails its deliveries like a handler
+        # error, so it ends up in the dead-letter stream instead of blocking the group.
+        entry_id, pointer = entry[0].decode(), None
         try:
+            pointer = self._pointer(stream, entry)
             (recorded,) = self.group.store.resolve([pointer])
         except StoredDataError as exc:
             return Delivery(entry_id, pointer, None, exc)
@@ -267,8 +275,9 @@ class Deliverer:
     ) -> None:
         """Dead-letter the entry if its delivery count reached ``threshold`` (atomically)."""
         fields: list[str | int] = []
-        for name, value in pointer_fields(delivery.pointer).items():
-            fields += [name, value]
+        if delivery.pointer is not None:  # else the letter points to its source entry only
+            for name, value in pointer_fields(delivery.pointer).items():
+                fields += [name, value]
         fields += dead_letter_fields(error, self.consumer, now_ms())
         keys = (stream.key, self.group.store.keys.dead_letters(stream.partition, self.group.name))
         args = [

@@ -22,7 +22,7 @@ import attrs
 import redis
 from redis.client import Pipeline
 
-from eventstore._core.errors import DeadLetterNotFound, GroupNotFound
+from eventstore._core.errors import DeadLetterNotFound, GroupNotFound, StoredDataError
 from eventstore._core.groups import (
     DeadLetter,
     GroupInfo,
@@ -262,12 +262,29 @@ class ConsumerGroup:
     def _dead_letters(self, partition: int, key: str, entries: Sequence[Any]) -> list[DeadLetter]:
         parsed = [(entry[0], _field_map(entry[1])) for entry in entries]
         schema = self.store.keys
-        pointers = [dead_letter_pointer(schema, partition, key, entry) for entry in parsed]
-        events = self.store.resolve(pointers)
+        try:
+            pointers = [dead_letter_pointer(schema, partition, key, entry) for entry in parsed]
+            events = self.store.resolve(pointers)
+        except StoredDataError:  # one of them cannot be read: list it, and the others
+            return [self._dead_letter(partition, key, entry) for entry in parsed]
         return [
             parse_dead_letter(partition, entry, recorded)
             for entry, recorded in zip(parsed, events, strict=True)
         ]
+
+    def _dead_letter(
+        self, partition: int, key: str, entry: tuple[bytes, dict[bytes, bytes]]
+    ) -> DeadLetter:
+        if b"k" not in entry[1]:  # parked as it was read: a malformed entry, no pointer
+            source = entry[1].get(b"source", b"?").decode(errors="replace")
+            unreadable = f"entry {source} could not be read as a pointer to an event (see error)"
+            return parse_dead_letter(partition, entry, None, unreadable=unreadable)
+        try:
+            pointer = dead_letter_pointer(self.store.keys, partition, key, entry)
+            (recorded,) = self.store.resolve([pointer])
+        except StoredDataError as exc:
+            return parse_dead_letter(partition, entry, None, unreadable=str(exc))
+        return parse_dead_letter(partition, entry, recorded)
 
     def replay_dead_letters(self, ids: Iterable[str] | None = None) -> int:
         """Send dead letters (all, or those ``ids``) back to the group; returns how many.

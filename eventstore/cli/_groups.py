@@ -150,7 +150,8 @@ def dead_letter_json(letter: DeadLetter, *, traceback: bool = False) -> dict[str
         "consumer": letter.consumer,
         "failed_at": letter.failed_at.isoformat(timespec="milliseconds"),
         "error": error,
-        "event": event_json(letter.recorded),
+        "event": event_json(letter.recorded) if letter.recorded is not None else None,
+        "unreadable": letter.unreadable,
     }
 
 
@@ -172,10 +173,7 @@ def list_dead_letters(state: CliState, group: str, limit: int) -> None:
     rows = [
         (
             letter.id,
-            (
-                f"{letter.recorded.aggregate_type}:{letter.recorded.aggregate_id} "
-                f"v{letter.recorded.version} {letter.recorded.event_type}"
-            ),
+            _letter_event(letter),
             letter.deliveries,
             letter.consumer,
             str(letter.error),
@@ -199,13 +197,27 @@ def show(state: CliState, group: str, dead_letter_id: str) -> None:
     state.out.result(data, lambda console: _render_letter(console, data))
 
 
+def _letter_event(letter: DeadLetter) -> str:
+    recorded = letter.recorded
+    if recorded is None:
+        return f"(unreadable: {letter.unreadable})"
+    return (
+        f"{recorded.aggregate_type}:{recorded.aggregate_id} "
+        f"v{recorded.version} {recorded.event_type}"
+    )
+
+
 def _render_letter(console: Console, data: dict[str, Any]) -> None:
     event = data["event"]
-    console.print(
-        f"[bold]{escape(data['id'])}[/]: {event['aggregate_type']} {escape(event['aggregate_id'])}"
-        f" v{event['version']} {event['event_type']} (position {event['position']})"
-    )
-    console.print(f"data: {escape(compact_json(event['data']))}")
+    if event is None:
+        console.print(f"[bold]{escape(data['id'])}[/]: unreadable: {escape(data['unreadable'])}")
+    else:
+        console.print(
+            f"[bold]{escape(data['id'])}[/]: {event['aggregate_type']} "
+            f"{escape(event['aggregate_id'])} v{event['version']} {event['event_type']} "
+            f"(position {event['position']})"
+        )
+        console.print(f"data: {escape(compact_json(event['data']))}")
     console.print(
         f"failed {data['deliveries']} times, last by {escape(data['consumer'])} at "
         f"{data['failed_at']}: {escape(data['error']['type'])}: {escape(data['error']['message'])}"
