@@ -57,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.set_defaults(mode="quick")
     parser.add_argument("--url", help="measure on this server instead of starting two")
     parser.add_argument(
+        "--server",
+        choices=("redis", "valkey"),
+        default="redis",
+        help="the servers to start: redis-server from PATH, or the embedded Valkey",
+    )
+    parser.add_argument(
         "--only",
         action="append",
         choices=MODULES,
@@ -104,6 +110,14 @@ def _write(report: Report, text: str, out: Path, docs: bool) -> None:
         page.write_text(f"{before}{DOCS_BEGIN}\n{text}{DOCS_END}{after}")
 
 
+def _binary(server: str) -> str:
+    if server == "valkey":
+        from eventstore._redis.embedded import embedded_binary
+
+        return str(embedded_binary())
+    return "redis-server"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the options, measure, print and write the report."""
     args = _parser().parse_args(argv)
@@ -112,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     command = "python -m benchmarks " + shlex.join(argv if argv is not None else sys.argv[1:])
     started = time.perf_counter()
     postgres = "not measured (--no-postgres)" if args.no_postgres else postgres_version()
-    with servers(args.url) as started_servers:
+    with servers(args.url, _binary(args.server)) as started_servers:
         bench = Bench(
             sizes,
             started_servers,

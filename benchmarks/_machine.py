@@ -42,7 +42,7 @@ def machine(redis_url: str, postgres: str) -> dict[str, str]:
         "cores": str(os.cpu_count()),
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
-        "redis_server": str(info.get("redis_version")),
+        "redis_server": _server_name(info),
         "redis_py": _version("redis"),
         "hiredis": _version("hiredis"),
         "pydantic": _version("pydantic"),
@@ -51,3 +51,10 @@ def machine(redis_url: str, postgres: str) -> dict[str, str]:
         "sqlite": sqlite3.sqlite_version,
         "postgres": postgres,
     }
+
+
+def _server_name(info: dict[str, object]) -> str:
+    """``7.0.15``, or ``Valkey 9.1.2 (as Redis 7.2.4)`` for a server that says so."""
+    redis_version = str(info.get("redis_version"))
+    valkey = info.get("valkey_version")
+    return f"Valkey {valkey} (as Redis {redis_version})" if valkey else redis_version

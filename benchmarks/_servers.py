@@ -46,15 +46,15 @@ class Servers:
 
 
 @contextlib.contextmanager
-def servers(url: str | None) -> Iterator[Servers]:
-    """Start both servers (or use ``url`` alone) and stop them on exit."""
+def servers(url: str | None, binary: str = "redis-server") -> Iterator[Servers]:
+    """Start both servers of ``binary`` (or use ``url`` alone) and stop them on exit."""
     if url is not None:
         yield Servers(recommended=url, default=None, own=False)
         return
     started: list[RedisServer] = []
     try:
         for config in (RECOMMENDED_SETTINGS, DEFAULT_SETTINGS):
-            server = RedisServer("redis-server", config=config)
+            server = RedisServer(binary, config=config)
             started.append(server)
             server.start()
         yield Servers(recommended=started[0].url, default=started[1].url, own=True)
