@@ -174,7 +174,7 @@ class AsyncPageCommits(AsyncProjectionAdmin):
             index = int(reply[1]) - 1
             await self._refused(batch, index, _text(reply[2]), _text(queued[index][0][0]))
         if self.clustered:
-            await self._register_floor(batch.partition, position)
+            await self._register_floors({batch.partition: position})
         if passes:
             self._failed = None
         batch.committed, batch.marks = position, []
@@ -192,19 +192,23 @@ class AsyncPageCommits(AsyncProjectionAdmin):
             )
             raise
 
-    async def _register_floor(self, partition: int, position: int) -> None:
-        """On a cluster: this committed position as the version's field of the partition's
-        ``{ns:pN}:ckpt`` hash, which the logs' safe trim point reads.
+    async def _register_floors(self, positions: dict[int, int]) -> None:
+        """On a cluster: these committed positions (partition -> position) as the version's
+        field of the partitions' ``{ns:pN}:ckpt`` hashes, which the logs' safe trim point
+        reads.
 
-        A floor: written after the commit (a crash in between leaves it behind, which only
-        trims less), never ahead of the checkpoint. Written again at every start.
+        Floors: written after the commit (a crash in between leaves them behind, which
+        only trims less), never ahead of the checkpoint. Written for every partition at
+        each start, so a version is registered before it reads anything.
         """
-        client = self.store.client
-        await client.hset(self.store.keys.checkpoints(partition), self.checkpoint_field, position)
+        client, keys = self.store.client, self.store.keys
+        for partition, position in positions.items():
+            await client.hset(keys.checkpoints(partition), self.checkpoint_field, position)
         holder = await client.get(self.lease_key)
         if holder is None:
-            # retired meanwhile: take the floor back, or it would pin the trim point
-            await client.hdel(self.store.keys.checkpoints(partition), self.checkpoint_field)
+            # retired meanwhile: take the floors back, or they would pin the trim point
+            for partition in positions:
+                await client.hdel(keys.checkpoints(partition), self.checkpoint_field)
         if holder != self._lease.token:
             raise self._lease.taken_over()
 
@@ -213,7 +217,7 @@ class AsyncPageCommits(AsyncProjectionAdmin):
         # checkpoint now stands before the event that queued it: that event's writes (and
         # the later events' of this page) are applied again after the fix, so keep such
         # handlers idempotent.
-        record = _failed_record(batch, index)
+        record = _owners(batch, index + 1)[index]
         exc = redis.ResponseError(message)
         reason = f"Redis refused a read model write: {message}"
         if self.clustered and any(words in message for words in _OUTSIDE_THE_SLOT):
@@ -252,10 +256,6 @@ class AsyncPageCommits(AsyncProjectionAdmin):
             reply = await self._fail_script(keys=keys, args=[self._lease.token, field, *pairs])
             if _text(reply[0]) == "lost":
                 raise self._lease.taken_over()
-            if self.clustered:
-                await self._register_floor(
-                    record.partition, self._committed.position(record.partition)
-                )
         except redis.RedisError as exc:  # the raised error still names the event
             error.add_note(f"recording it in {self.error_key} failed too: {exc!r}")
         self._failed = (record.partition, record.position)
@@ -289,14 +289,3 @@ def _owners(batch: _Batch, count: int) -> list[RecordedEvent]:
             at += 1
         owners.append(marks[at][1])
     return owners
-
-
-def _failed_record(batch: _Batch, index: int) -> RecordedEvent:
-    """The event whose handler queued command ``index`` of the transaction."""
-    owner = batch.marks[0][1] if batch.marks else None
-    for mark, record in batch.marks:
-        if mark <= index:
-            owner = record
-    if owner is None:
-        raise RuntimeError("a failed command belongs to no event (checkpoint write failed)")
-    return owner

@@ -225,8 +225,7 @@ class Projection(PageCommits):
             self._set_committed(self.checkpoint())
             if self.clustered:
                 # registered for the trim point before reading anything
-                for partition, position in enumerate(self._committed.positions):
-                    self._register_floor(partition, position)
+                self._register_floors(dict(enumerate(self._committed.positions)))
             self._load_failure()
             # On a cluster the reader polls with the store's client (nothing blocks) and
             # sleeps on Pub/Sub hints; elsewhere it blocks in XREAD on its own connection.
